@@ -1,0 +1,248 @@
+"""`detector evaluate, predict, baseline`."""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from detector.cli import app
+from synthgen.cli._common import input_errors_exit
+
+_out = Console(width=None if sys.stdout.isatty() else 120)  # pipes and CI logs: no 80-column wrapping
+_err = Console(stderr=True)
+
+
+class Match(str, Enum):
+    iou = "iou"
+    center = "center"
+
+
+class SaveFormat(str, Enum):
+    coco = "coco"
+    labelme = "labelme"
+
+
+class Polarity(str, Enum):
+    auto = "auto"
+    bright = "bright"
+    dark = "dark"
+
+
+class ClassRule(str, Enum):
+    shape = "shape"
+    cube = "cube"
+    sphere = "sphere"
+
+
+SetOpt = Annotated[
+    list[str],
+    typer.Option(
+        "--set",
+        help="A labelled validation set as NAME=DIR (YOLO, Pascal VOC, COCO or labelme labels); repeatable: --set I=val-I --set II=val-II.",
+        show_default=False,
+    ),
+]
+ConfOpt = Annotated[float, typer.Option(help="Confidence threshold for counts, IoU, precision and recall (mAPs use every detection).")]
+IouOpt = Annotated[float, typer.Option(help="IoU a detection needs with a labelled particle to count (paper: 0.5).")]
+MatchOpt = Annotated[
+    Match, typer.Option(help="iou: IoU >= --iou (Cartucho/mAP, the 2022 paper); center: the detection's centre lies inside the labelled box (Okunev 2020).")
+]
+OverlaysOpt = Annotated[
+    bool, typer.Option("--overlays", help="Also draw every image (for each model's final checkpoint) into overlays/SET/MODEL/: TP green, FP red, wrong class yellow, missed (FN) blue.")
+]
+
+
+def _summary_table(report) -> Table:
+    from detector.report import _final_results, _num, _pct
+
+    t = Table(title=f"Final checkpoints (counts at conf >= {report.conf:g}; AP50 = mAP@0.5 VOC, AP50-95 = COCO)")
+    for col in ("set", "model", "class", "labelled", "TP", "FP", "FN", "det %", "IoU", "AP50", "AP50-95"):
+        t.add_column(col, justify="left" if col in ("set", "model", "class") else "right", no_wrap=True)
+    for r in _final_results(report):
+        for m in (*r.metrics.per_class.values(), r.metrics.overall):
+            if m.labelled == 0 and m.tp + m.fp == 0:
+                continue
+            t.add_row(
+                r.set_name, r.spec.model, m.name, str(m.labelled), str(m.tp), str(m.fp), str(m.fn),
+                _pct(m.recall), _num(m.iou), _num(m.ap50), _num(r.map50_95.get(m.name, float("nan"))),
+            )  # fmt: skip
+    return t
+
+
+def _prediction_specs(items: list[str]):
+    from detector.evaluate import ModelSpec
+
+    specs = []
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep or not name or Path(item).exists():
+            path = item
+            p = Path(item)
+            name = p.parent.name if p.name in ("predictions", "labels") else p.stem
+        specs.append(ModelSpec(name, "-", predictions=Path(path)))
+    return specs
+
+
+def _run_evaluation(specs, sets, conf, iou, match, imgsz, device):
+    from detector.evaluate import evaluate
+
+    with Progress(console=_err, transient=True) as progress:
+        task = progress.add_task("evaluating", total=len(specs))
+
+        def step(desc: str) -> None:
+            progress.update(task, description=f"evaluating {desc}")
+            progress.advance(task)
+
+        return evaluate(specs, sets, conf=conf, iou=iou, rule=match.value, imgsz=imgsz, device=device, on_step=step)
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    models: Annotated[
+        Optional[list[Path]],
+        typer.Argument(help="Run folders of `detector train` (every checkpoint, best and last) or .pt weights files.", show_default=False),
+    ] = None,
+    sets: SetOpt = ...,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Report folder: metrics.csv, report.md, curves_<set>.png, overlays/.")] = ...,
+    predictions: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--predictions",
+            help="Score detections made elsewhere: [NAME=]DIR of YOLO txt 'class cx cy w h conf' per image (or DIR/<set>/), or a COCO results .json; repeatable.",
+            show_default=False,
+        ),
+    ] = None,
+    conf: ConfOpt = 0.25,
+    iou: IouOpt = 0.5,
+    match: MatchOpt = Match.iou,
+    imgsz: Annotated[int, typer.Option(help="Inference size in pixels (paper: 416).")] = 416,
+    device: Annotated[str, typer.Option(help="auto, cpu, or a CUDA index such as 0.")] = "auto",
+    overlays: OverlaysOpt = False,
+) -> None:
+    """Score detectors on labelled sets: IoU, mAP@0.5 (VOC, as the paper), COCO mAP@[.5:.95], TP/FP/FN, detected %."""
+    from detector.evaluate import load_sets, model_specs, parse_set_args
+    from detector.report import write_evaluation
+
+    with input_errors_exit():
+        specs = model_specs(models or []) + _prediction_specs(predictions or [])
+        if not specs:
+            raise typer.BadParameter("give run folders / weights files, or --predictions")
+        loaded = load_sets(parse_set_args(sets))
+        report = _run_evaluation(specs, loaded, conf, iou, match, imgsz, device)
+        write_evaluation(report, out, overlays=overlays)
+    _out.print(_summary_table(report))
+    _out.print(f"report: {out / 'report.md'}  metrics: {out / 'metrics.csv'}")
+
+
+@app.command("predict")
+def predict_cmd(
+    weights: Annotated[Path, typer.Argument(help="Trained weights (.pt), e.g. RUN_DIR/weights/best.pt.", show_default=False)],
+    inputs: Annotated[list[Path], typer.Argument(help="Images and/or folders of images.", show_default=False)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = ...,
+    conf: Annotated[float, typer.Option(help="Keep detections at least this confident.")] = 0.25,
+    imgsz: Annotated[int, typer.Option(help="Inference size in pixels (paper: 416).")] = 416,
+    device: Annotated[str, typer.Option(help="auto, cpu, or a CUDA index such as 0.")] = "auto",
+    nm_per_px: Annotated[
+        Optional[float], typer.Option("--nm-per-px", min=0.0, help="Image scale: sizes are also given in nm (read it off the SEM scale bar).")
+    ] = None,
+    save: Annotated[
+        Optional[SaveFormat],
+        typer.Option(help="Also write the boxes with a copy of the images for correction in an annotation tool (coco: one annotations.json; labelme: one json per image).")
+    ] = None,
+) -> None:
+    """Detect and measure particles: annotated images, detections.csv, counts.csv, size histograms, summary.json.
+
+    Size = equivalent diameter sqrt(w*h) of each box (the circle with the area of the inscribed ellipse).
+    """
+    from detector.formats import image_size
+    from detector.predict import collect_images, predict_images
+    from detector.report import write_predictions
+    from detector.yolo_env import load_model, select_device
+
+    with input_errors_exit():
+        images = collect_images(inputs)
+        sizes = [image_size(p) for p in images]
+        model = load_model(weights)
+        dev = select_device(device)
+        dets = []
+        with Progress(console=_err, transient=True) as progress:
+            task = progress.add_task("predicting", total=len(images))
+            for d in predict_images(model, images, conf=conf, imgsz=imgsz, device=dev):
+                dets.append(d)
+                progress.advance(task)
+        stats = write_predictions(images, sizes, dets, out, nm_per_px=nm_per_px, save=save.value if save else None)
+    t = Table(title=f"{len(images)} images, {sum(len(d) for d in dets)} particles (equivalent diameter)")
+    for col in ("class", "count", "mean", "std", "SEM", "unit"):
+        t.add_column(col, justify="left" if col in ("class", "unit") else "right")
+    for s in stats:
+        t.add_row(s.name, str(s.count), f"{s.mean:.2f}", f"{s.std:.2f}", f"{s.sem:.3f}", s.unit)
+    _out.print(t)
+    _out.print(f"written to {out}")
+
+
+@app.command("baseline")
+def baseline_cmd(
+    sets: SetOpt = ...,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder: predictions/<set>/*.txt (YOLO with conf) and the same report as `evaluate`.")] = ...,
+    level: Annotated[
+        Optional[float], typer.Option(help="Flooding level as a fraction (0-1) of the intensity range; default: Otsu's threshold.")
+    ] = None,
+    polarity: Annotated[
+        Polarity, typer.Option(help="bright particles on dark (SEM), dark on light (bright-field TEM), or auto (from the image border).")
+    ] = Polarity.auto,
+    invert: Annotated[bool, typer.Option("--invert", help="Same as --polarity dark.")] = False,
+    flatten: Annotated[
+        float, typer.Option(min=0.0, help="Background flattening: subtract a Gaussian blur of this sigma in px (0 = off; try 3-4x the particle size).")
+    ] = 0.0,
+    min_area: Annotated[int, typer.Option(min=0, help="Drop connected parts smaller than this many pixels.")] = 20,
+    class_rule: Annotated[
+        ClassRule,
+        typer.Option("--class", help="shape: cube when the part fills >= --cube-fill of its minimum rotated rectangle, else sphere; or one class for all."),
+    ] = ClassRule.shape,
+    cube_fill: Annotated[float, typer.Option(help="Rectangularity threshold of the shape rule (disc 0.785, square 1; default 0.893, their midpoint).")] = 0.893,
+    conf: ConfOpt = 0.25,
+    iou: IouOpt = 0.5,
+    match: MatchOpt = Match.iou,
+    overlays: OverlaysOpt = False,
+) -> None:
+    """The classical WSxM "flooding" method: threshold + connected components -> boxes, scored like `evaluate`.
+
+    Compare with a detector: `detector evaluate RUN_DIR --predictions baseline=OUT/predictions --set ...`.
+    """
+    from detector.baseline import BaselineParams, detect_file
+    from detector.evaluate import EvalReport, ModelSpec, load_sets, parse_set_args, score
+    from detector.report import write_evaluation, write_yolo_predictions
+
+    with input_errors_exit():
+        params = BaselineParams(
+            level=level, polarity="dark" if invert else polarity.value, flatten=flatten, min_area=min_area,
+            class_rule=class_rule.value, cube_fill=cube_fill,
+        )  # fmt: skip
+        params.check()
+        loaded = load_sets(parse_set_args(sets))
+        spec = ModelSpec("baseline", "-", predictions=out / "predictions")
+        results, dets = [], {}
+        with Progress(console=_err, transient=True) as progress:
+            task = progress.add_task("flooding", total=sum(len(s) for s in loaded.values()))
+            for name, samples in loaded.items():
+                dets[name] = []
+                for s in samples:
+                    dets[name].append(detect_file(s.image_path, params))
+                    progress.advance(task)
+                results.append(score(name, spec, samples, dets[name], conf, iou, match.value))
+        report = EvalReport(results, loaded, conf, iou, match.value)
+
+        def write_preds(tmp: Path) -> None:
+            for name, samples in loaded.items():
+                write_yolo_predictions(samples, dets[name], tmp / "predictions" / name)
+
+        write_evaluation(report, out, overlays=overlays, extra=write_preds)
+    _out.print(_summary_table(report))
+    _out.print(f"report: {out / 'report.md'}  predictions: {out / 'predictions'}")

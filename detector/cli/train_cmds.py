@@ -1,0 +1,84 @@
+"""`detector train, experiment`."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+import detector.yolo_env  # noqa: F401  (sets OMP_WAIT_POLICY=PASSIVE before anything loads torch's OpenMP)
+from detector.cli import app
+from synthgen.cli._common import input_errors_exit
+
+
+class Arch(str, Enum):
+    yolov3_tiny = "yolov3-tiny"
+    yolov4_tiny = "yolov4-tiny"
+
+
+@app.command("train")
+def train_cmd(
+    out: Annotated[Path, typer.Option(help="Run folder: weights/, checkpoints/, checkpoints.json, results.csv, plots.")],
+    arch: Annotated[
+        Optional[Arch], typer.Option(help="yolov3-tiny (ultralytics' own YAML) or yolov4-tiny (ours). Required unless --resume.")
+    ] = None,
+    data: Annotated[
+        Optional[Path], typer.Option(help="data.yaml from `detector build-dataset` (any ultralytics detection YAML). Required unless --resume.")
+    ] = None,
+    imgsz: Annotated[int, typer.Option(help="Square training input size in pixels (paper: 416).")] = 416,
+    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 100,
+    batch: Annotated[int, typer.Option(help="Images per batch.")] = 16,
+    lr: Annotated[float, typer.Option(help="Initial learning rate of SGD (paper: 0.001).")] = 0.001,
+    checkpoint_every: Annotated[int, typer.Option(help="Keep a checkpoint every K epochs (and the last one).")] = 10,
+    device: Annotated[
+        str, typer.Option(help="auto (CUDA if present, else CPU), cpu, a GPU index (0), or 0,1 for multi-GPU DDP.")
+    ] = "auto",
+    resume: Annotated[
+        bool,
+        typer.Option("--resume", help="Continue the interrupted run in --out from weights/last.pt, with its own settings "
+                     "(only --device, --workers, --cache, --plots may change)."),
+    ] = False,
+    workers: Annotated[
+        Optional[int], typer.Option(help="Dataloader worker processes [default: 0 on a CPU with <= 4 cores].")
+    ] = None,
+    cache: Annotated[bool, typer.Option(help="Decode every image once and keep it in RAM.")] = True,
+    plots: Annotated[bool, typer.Option(help="Write ultralytics' plots (labels, batches, curves).")] = True,
+) -> None:
+    """Train a YOLO-tiny cube/sphere detector, offline, on CUDA or all CPU cores."""
+    from detector.train import train
+
+    if not resume and (arch is None or data is None):
+        typer.echo("error: --arch and --data are required (unless --resume continues a run)", err=True)
+        raise typer.Exit(code=2)
+    with input_errors_exit():
+        result = train(
+            arch.value if arch else "", data, out, imgsz=imgsz, epochs=epochs, batch=batch, lr=lr,
+            checkpoint_every=checkpoint_every, device=device, resume=resume, workers=workers,
+            cache="ram" if cache else False, plots=plots,
+        )
+    if result.resumed_finished:
+        typer.echo(f"{result.run_dir}: run already finished, nothing to resume", err=True)
+    typer.echo(f"best weights: {result.best}")
+    typer.echo(f"checkpoints: {len(result.checkpoints)} in {result.run_dir / 'checkpoints.json'}")
+
+
+@app.command("experiment")
+def experiment_cmd(
+    config: Annotated[Path, typer.Argument(help="Experiment YAML: runs, archs, datasets {A: data.yaml, ...}, train options.")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List the runs and their state; train nothing.")] = False,
+    device: Annotated[Optional[str], typer.Option(help="Override the config's device (auto, cpu, 0, 0,1).")] = None,
+) -> None:
+    """Train the M1-M4 grid (architectures x training sets), one run folder each; finished runs are skipped."""
+    from detector.experiment import load_experiment, run_experiment
+
+    with input_errors_exit():
+        plan = load_experiment(config)
+        for run in plan:
+            typer.echo(f"{run.name}: {run.status()}  {run.run_dir}")
+        if dry_run:
+            return
+        extra = {"device": device} if device else {}
+        for i, (run, status) in enumerate(run_experiment(plan, **extra), 1):
+            typer.echo(f"[{i}/{len(plan)}] {run.name}: {status}")

@@ -1,0 +1,79 @@
+"""Central data types: boxes of one image (labelled or detected) and a labelled image."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Detections:
+    """Boxes of one image: absolute xyxy pixels, class ids, optional confidences."""
+
+    xyxy: np.ndarray  # (n, 4) float32
+    class_id: np.ndarray  # (n,) int64
+    confidence: np.ndarray | None = None  # (n,) float32, None for labels
+
+    def __post_init__(self) -> None:
+        xyxy = np.asarray(self.xyxy, dtype=np.float32).reshape(-1, 4)
+        cls = np.asarray(self.class_id, dtype=np.int64).reshape(-1)
+        if len(cls) != len(xyxy):
+            raise ValueError(f"{len(xyxy)} boxes but {len(cls)} class ids")
+        object.__setattr__(self, "xyxy", xyxy)
+        object.__setattr__(self, "class_id", cls)
+        if self.confidence is not None:
+            conf = np.asarray(self.confidence, dtype=np.float32).reshape(-1)
+            if len(conf) != len(xyxy):
+                raise ValueError(f"{len(xyxy)} boxes but {len(conf)} confidences")
+            object.__setattr__(self, "confidence", conf)
+
+    @classmethod
+    def empty(cls, with_confidence: bool = False) -> Detections:
+        return cls(
+            np.zeros((0, 4), np.float32),
+            np.zeros((0,), np.int64),
+            np.zeros((0,), np.float32) if with_confidence else None,
+        )
+
+    @classmethod
+    def merge(cls, parts: list[Detections]) -> Detections:
+        if not parts:
+            return cls.empty()
+        conf = None
+        if all(p.confidence is not None for p in parts):
+            conf = np.concatenate([p.confidence for p in parts])
+        return cls(
+            np.concatenate([p.xyxy for p in parts]),
+            np.concatenate([p.class_id for p in parts]),
+            conf,
+        )
+
+    def __len__(self) -> int:
+        return len(self.class_id)
+
+    def __getitem__(self, index) -> Detections:
+        """A subset by boolean mask, index array or slice."""
+        if isinstance(index, int):
+            index = [index]
+        return Detections(
+            self.xyxy[index],
+            self.class_id[index],
+            None if self.confidence is None else self.confidence[index],
+        )
+
+    @property
+    def wh(self) -> np.ndarray:
+        return self.xyxy[:, 2:4] - self.xyxy[:, 0:2]
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One labelled image: where it is, its size, and its labelled boxes."""
+
+    image_path: Path
+    width: int
+    height: int
+    gt: Detections = field(default_factory=Detections.empty)
+    polygons: tuple = ()  # empty, or one (k, 2) float array (or None) per gt box

@@ -1,0 +1,364 @@
+"""Read labelled images in the formats scientists have: YOLO txt, Pascal VOC xml, COCO json, labelme json.
+
+Pure ``parse_*`` functions turn text or decoded JSON into :class:`Detections`; the thin ``read_*``
+functions find the files. Class names are mapped by name onto the project classes (cube, sphere);
+an unknown name is an :class:`InputError` that lists every unknown name at once.
+"""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import yaml
+from PIL import Image, UnidentifiedImageError
+
+from detector.core import Detections, Sample
+from synthgen.classes import CLASS_NAMES, canonical_class
+from synthgen.errors import InputError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
+_COORD_TOLERANCE = 1e-3  # labelling tools round; a hair outside [0, 1] is not a defect
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(width, height) of an image file, read from its header; InputError when unreadable."""
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except FileNotFoundError:
+        raise InputError("no such image", path) from None
+    except (UnidentifiedImageError, OSError, ValueError, ImportError) as e:
+        # ImportError: once imported, ultralytics patches Image.open to reach for the pi-heif plugin
+        # on any unidentified file
+        raise InputError("cannot read image (corrupt or not an image)", path) from None
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """Image files directly in ``folder``, sorted by name."""
+    folder = Path(folder)
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def class_map_from_names(names: Sequence[str] | Mapping[int, str], source: str | Path) -> dict[int, int]:
+    """Map a dataset's class ids onto project class ids by name; InputError listing unknown names."""
+    items = names.items() if isinstance(names, Mapping) else enumerate(names)
+    mapping, unknown = {}, []
+    for idx, name in items:
+        canon = canonical_class(str(name))
+        if canon is None:
+            unknown.append(str(name))
+        else:
+            mapping[int(idx)] = CLASS_NAMES.index(canon)
+    if unknown:
+        raise InputError(_unknown_names_msg(unknown), source)
+    return mapping
+
+
+def _unknown_names_msg(unknown: Sequence[str]) -> str:
+    names = ", ".join(repr(n) for n in sorted(set(unknown)))
+    return f"unknown class name(s) {names}; known: {', '.join(CLASS_NAMES)} (and aliases such as quasi-sphere, nanocube)"
+
+
+def _project_class(name: str, unknown: list[str]) -> int:
+    canon = canonical_class(name)
+    if canon is None:
+        unknown.append(name)
+        return -1
+    return CLASS_NAMES.index(canon)
+
+
+def parse_yolo(
+    text: str,
+    width: int,
+    height: int,
+    source: str | Path | None = None,
+    n_classes: int = len(CLASS_NAMES),
+    with_confidence: bool = False,
+    class_map: Mapping[int, int] | None = None,
+) -> Detections:
+    """YOLO lines ``class cx cy w h [conf]`` (normalised) -> absolute-pixel Detections.
+
+    ``class_map`` maps the file's class ids onto project ids (from its data.yaml / classes.txt);
+    without it ids must lie in ``0..n_classes-1``.
+    """
+    boxes, classes, confs = [], [], []
+    n_fields = 6 if with_confidence else 5
+    for lineno, raw in enumerate(text.splitlines(), start=1):
+        parts = raw.split()
+        if not parts:
+            continue
+        if len(parts) != n_fields:
+            want = "class cx cy w h conf" if with_confidence else "class cx cy w h"
+            raise InputError(f"expected {n_fields} numbers '{want}', got {len(parts)}", source, lineno)
+        try:
+            cls_f = float(parts[0])
+            vals = [float(v) for v in parts[1:]]
+        except ValueError:
+            raise InputError(f"not a number in {raw.strip()!r}", source, lineno) from None
+        if cls_f != int(cls_f):
+            raise InputError(f"class {parts[0]} is not an integer", source, lineno)
+        cls = int(cls_f)
+        if class_map is not None:
+            if cls not in class_map:
+                raise InputError(f"class {cls} out of range (known ids: {sorted(class_map)})", source, lineno)
+            cls = class_map[cls]
+        elif not 0 <= cls < n_classes:
+            raise InputError(f"class {cls} out of range 0..{n_classes - 1}", source, lineno)
+        cx, cy, w, h = vals[:4]
+        if not all(np.isfinite(vals)):
+            raise InputError(f"non-finite value in {raw.strip()!r}", source, lineno)
+        if w <= 0 or h <= 0:
+            raise InputError(f"box width and height must be positive, got {w} {h}", source, lineno)
+        x1, y1, x2, y2 = cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2
+        tol = _COORD_TOLERANCE
+        if min(x1, y1) < -tol or max(x2, y2) > 1 + tol:
+            raise InputError(
+                f"box {cx:g} {cy:g} {w:g} {h:g} out of range: YOLO coordinates are normalised to [0, 1]",
+                source,
+                lineno,
+            )
+        boxes.append([max(x1, 0) * width, max(y1, 0) * height, min(x2, 1) * width, min(y2, 1) * height])
+        classes.append(cls)
+        if with_confidence:
+            confs.append(vals[4])
+    if not boxes:
+        return Detections.empty(with_confidence)
+    return Detections(np.array(boxes), np.array(classes), np.array(confs) if with_confidence else None)
+
+
+def parse_voc(xml_text: str, source: str | Path | None = None) -> tuple[int, int, Detections, list[str]]:
+    """Pascal VOC xml (labelImg's default) -> (width, height, Detections, unknown class names)."""
+    try:
+        root = ET.fromstring(xml_text)
+    except ET.ParseError as e:
+        raise InputError(f"malformed VOC xml: {e}", source, e.position[0]) from None
+    size = root.find("size")
+    try:
+        width = int(float(size.findtext("width")))
+        height = int(float(size.findtext("height")))
+    except (AttributeError, TypeError, ValueError):
+        width = height = 0  # labelImg sometimes writes 0; the caller reads the image header instead
+    boxes, classes, unknown = [], [], []
+    for obj in root.iter("object"):
+        name = (obj.findtext("name") or "").strip()
+        bb = obj.find("bndbox")
+        try:
+            box = [float(bb.findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax")]
+        except (AttributeError, TypeError, ValueError):
+            raise InputError(f"object {name!r} has no valid bndbox", source) from None
+        if box[2] <= box[0] or box[3] <= box[1]:
+            raise InputError(f"object {name!r} has an empty bndbox {box}", source)
+        boxes.append(box)
+        classes.append(_project_class(name, unknown))
+    det = Detections(np.array(boxes).reshape(-1, 4), np.array(classes, dtype=np.int64))
+    return width, height, det, unknown
+
+
+def _polygon_box(points: np.ndarray) -> list[float]:
+    return [float(points[:, 0].min()), float(points[:, 1].min()), float(points[:, 0].max()), float(points[:, 1].max())]
+
+
+def parse_labelme(data: dict, source: str | Path | None = None) -> tuple[int, int, Detections, list, list[str]]:
+    """labelme json -> (width, height, Detections, polygons, unknown class names)."""
+    boxes, classes, polys, unknown = [], [], [], []
+    try:
+        width, height = int(data.get("imageWidth") or 0), int(data.get("imageHeight") or 0)
+        shapes = data["shapes"]
+    except (KeyError, TypeError, ValueError):
+        raise InputError("not a labelme json (no 'shapes')", source) from None
+    for i, shape in enumerate(shapes):
+        pts = np.asarray(shape.get("points", []), dtype=np.float64).reshape(-1, 2)
+        kind = shape.get("shape_type") or "polygon"
+        if len(pts) == 0:
+            raise InputError(f"shape {i} ({shape.get('label')!r}) has no points", source)
+        poly = None
+        if kind == "circle" and len(pts) == 2:
+            r = float(np.hypot(*(pts[1] - pts[0])))
+            box = [pts[0, 0] - r, pts[0, 1] - r, pts[0, 0] + r, pts[0, 1] + r]
+        elif kind in ("rectangle", "circle") or len(pts) < 3:
+            box = _polygon_box(pts)
+        else:
+            box, poly = _polygon_box(pts), pts
+        if box[2] <= box[0] or box[3] <= box[1]:
+            raise InputError(f"shape {i} ({shape.get('label')!r}) is empty", source)
+        boxes.append(box)
+        polys.append(poly)
+        classes.append(_project_class(str(shape.get("label", "")), unknown))
+    det = Detections(np.array(boxes).reshape(-1, 4), np.array(classes, dtype=np.int64))
+    return width, height, det, polys, unknown
+
+
+def parse_coco(data: dict, source: str | Path | None = None) -> dict[str, tuple[int, int, Detections, list]]:
+    """COCO instances json -> {file_name: (width, height, Detections, polygons)}; InputError on unknown names."""
+    try:
+        cats = {c["id"]: str(c["name"]) for c in data["categories"]}
+        images = {im["id"]: im for im in data["images"]}
+        anns = data.get("annotations", [])
+    except (KeyError, TypeError):
+        raise InputError("not a COCO instances json (needs 'images' and 'categories')", source) from None
+    used = {a.get("category_id") for a in anns}
+    unknown = [cats[c] for c in used if c in cats and canonical_class(cats[c]) is None]
+    if unknown:
+        raise InputError(_unknown_names_msg(unknown), source)
+    per_image: dict[int, list] = {i: [] for i in images}
+    for a in anns:
+        if a.get("image_id") not in per_image:
+            raise InputError(f"annotation {a.get('id')} refers to unknown image_id {a.get('image_id')}", source)
+        if a.get("category_id") not in cats:
+            raise InputError(f"annotation {a.get('id')} has unknown category_id {a.get('category_id')}", source)
+        per_image[a["image_id"]].append(a)
+    out = {}
+    for img_id, im in images.items():
+        boxes, classes, polys = [], [], []
+        for a in per_image[img_id]:
+            x, y, w, h = (float(v) for v in a["bbox"])
+            if w <= 0 or h <= 0:
+                raise InputError(f"annotation {a.get('id')} has an empty bbox", source)
+            boxes.append([x, y, x + w, y + h])
+            classes.append(CLASS_NAMES.index(canonical_class(cats[a["category_id"]])))
+            seg = a.get("segmentation")
+            polys.append(
+                np.asarray(seg[0], dtype=np.float64).reshape(-1, 2)
+                if isinstance(seg, list) and seg and len(seg[0]) >= 6
+                else None
+            )
+        det = Detections(np.array(boxes).reshape(-1, 4), np.array(classes, dtype=np.int64))
+        out[Path(im["file_name"]).name] = (int(im.get("width", 0)), int(im.get("height", 0)), det, polys)
+    return out
+
+
+def _load_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise InputError(f"malformed json: {e.msg}", path, e.lineno) from None
+
+
+def _is_coco(data) -> bool:
+    return isinstance(data, dict) and "images" in data and "annotations" in data
+
+
+def yolo_class_map(folder: Path) -> tuple[dict[int, int] | None, Path | None]:
+    """Class-id map from a YOLO folder's data.yaml or classes.txt (labelImg), or None when neither exists."""
+    for yml in (folder / "data.yaml", folder / "dataset.yaml"):
+        if yml.is_file():
+            try:
+                names = (yaml.safe_load(yml.read_text()) or {}).get("names")
+            except yaml.YAMLError as e:
+                raise InputError(f"malformed yaml: {e}", yml) from None
+            if names:
+                return class_map_from_names(names, yml), yml
+    for txt in (folder / "classes.txt", folder / "labels" / "classes.txt"):
+        if txt.is_file():
+            names = [ln.strip() for ln in txt.read_text().splitlines() if ln.strip()]
+            return class_map_from_names(names, txt), txt
+    return None, None
+
+
+def read_label_file(label_path: str | Path, image_path: str | Path) -> tuple[Detections, list]:
+    """One image's labels from a YOLO txt, VOC xml, COCO json or labelme json, plus a polygon per box (or None)."""
+    label_path, image_path = Path(label_path), Path(image_path)
+    if not label_path.is_file():
+        raise InputError("no such label file", label_path)
+    suffix = label_path.suffix.lower()
+    if suffix == ".txt":
+        width, height = image_size(image_path)
+        cmap, _ = yolo_class_map(label_path.parent)
+        if cmap is None:
+            cmap, _ = yolo_class_map(label_path.parent.parent)
+        det = parse_yolo(label_path.read_text(), width, height, label_path, class_map=cmap)
+        return det, [None] * len(det)
+    if suffix == ".xml":
+        _, _, det, unknown = parse_voc(label_path.read_text(), label_path)
+        if unknown:
+            raise InputError(_unknown_names_msg(unknown), label_path)
+        return det, [None] * len(det)
+    if suffix == ".json":
+        data = _load_json(label_path)
+        if _is_coco(data):
+            per_image = parse_coco(data, label_path)
+            if image_path.name not in per_image:
+                raise InputError(f"no image named {image_path.name!r} in this COCO file", label_path)
+            _, _, det, polys = per_image[image_path.name]
+            return det, polys
+        _, _, det, polys, unknown = parse_labelme(data, label_path)
+        if unknown:
+            raise InputError(_unknown_names_msg(unknown), label_path)
+        return det, polys
+    raise InputError("unknown label format (expected .txt YOLO, .xml VOC, .json COCO or labelme)", label_path)
+
+
+def _find_label(image: Path, folder: Path, suffix: str) -> Path | None:
+    """The label file of ``image`` with ``suffix`` in the usual places, or None."""
+    candidates = [
+        image.with_suffix(suffix),
+        folder / "labels" / (image.stem + suffix),
+        folder / "Annotations" / (image.stem + suffix),
+    ]
+    if image.parent.name == "images":
+        candidates.append(image.parent.parent / "labels" / (image.stem + suffix))
+    return next((c for c in candidates if c.is_file()), None)
+
+
+def read_labelled_folder(folder: str | Path, names: Sequence[str] | None = None) -> list[Sample]:
+    """Every image of a labelled folder with its labels, whatever the format (see module docstring).
+
+    Layouts: ``images/`` + ``labels/`` side by side, or label files beside the images, or a COCO json in the
+    folder. YOLO class ids are mapped by name through ``names``, the folder's data.yaml or classes.txt, and
+    default to the project order (0 cube, 1 sphere). Images without a label file have no particles.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError("no such folder", folder)
+    image_dir = folder / "images" if (folder / "images").is_dir() else folder
+    images = list_images(image_dir)
+    if not images:
+        suffixes = " ".join(sorted(IMAGE_SUFFIXES))
+        raise InputError(f"no images found (looked for {suffixes})", image_dir)
+
+    coco_files = [p for p in sorted(folder.glob("*.json")) if _is_coco(_load_json(p))]
+    coco = {}
+    for p in coco_files:
+        coco.update({name: (p, entry) for name, entry in parse_coco(_load_json(p), p).items()})
+
+    if names is not None:
+        cmap = class_map_from_names(list(names), folder)
+    else:
+        cmap, _ = yolo_class_map(folder)
+
+    samples, unknown_by_file = [], {}
+    for image in images:
+        polys: list = []
+        if image.name in coco:
+            _, (w, h, det, polys) = coco[image.name]
+            if not (w and h):
+                w, h = image_size(image)
+        elif (lbl := _find_label(image, folder, ".txt")) is not None and lbl.name != "classes.txt":
+            w, h = image_size(image)
+            det = parse_yolo(lbl.read_text(), w, h, lbl, class_map=cmap)
+        elif (lbl := _find_label(image, folder, ".xml")) is not None:
+            w, h, det, unknown = parse_voc(lbl.read_text(), lbl)
+            if unknown:
+                unknown_by_file[lbl] = unknown
+            if not (w and h):
+                w, h = image_size(image)
+        elif (lbl := _find_label(image, folder, ".json")) is not None:
+            w, h, det, polys, unknown = parse_labelme(_load_json(lbl), lbl)
+            if unknown:
+                unknown_by_file[lbl] = unknown
+            if not (w and h):
+                w, h = image_size(image)
+        else:
+            w, h = image_size(image)
+            det = Detections.empty()
+        samples.append(Sample(image, int(w), int(h), det, tuple(polys)))
+    if unknown_by_file:
+        first = next(iter(unknown_by_file))
+        all_unknown = [n for ns in unknown_by_file.values() for n in ns]
+        more = f" (in {len(unknown_by_file)} files)" if len(unknown_by_file) > 1 else ""
+        raise InputError(_unknown_names_msg(all_unknown) + more, first)
+    return samples

@@ -1,0 +1,117 @@
+"""Model -> Detections per image, and the particle sizes scientists measure from them. No plotting.
+
+Size: the *equivalent diameter* of a box is the diameter of the circle with the area of the ellipse
+inscribed in the box, sqrt(4*(pi*w*h/4)/pi) = sqrt(w*h): the geometric mean of width and height.
+For a round particle it is its diameter, for a cube seen face-on its edge length (to within the
+corner rounding of real nanocubes); it does not depend on the box orientation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from detector.core import Detections
+from detector.formats import IMAGE_SUFFIXES, list_images
+from synthgen.classes import CLASS_NAMES, canonical_class
+from synthgen.errors import InputError
+
+MAX_DETECTIONS = 1000  # dense micrographs (val-II) hold hundreds of particles; ultralytics' default is 300
+
+
+def model_class_map(names: dict[int, str] | Sequence[str], source: str | Path | None = None) -> dict[int, int]:
+    """Map a model's class ids onto project ids by name (cube, sphere and their aliases)."""
+    items = names.items() if isinstance(names, dict) else enumerate(names)
+    mapping, unknown = {}, []
+    for idx, name in items:
+        canon = canonical_class(str(name))
+        if canon is None:
+            unknown.append(str(name))
+        else:
+            mapping[int(idx)] = CLASS_NAMES.index(canon)
+    if unknown:
+        raise InputError(f"model classes {unknown} are not particle classes ({', '.join(CLASS_NAMES)})", source)
+    return mapping
+
+
+def collect_images(inputs: Sequence[str | Path]) -> list[Path]:
+    """Image files named directly or found in folders (a folder's images/ subfolder when it has one)."""
+    out: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            found = list_images(p / "images" if (p / "images").is_dir() else p)
+            if not found:
+                raise InputError("no images in this folder", p)
+            out.extend(found)
+        elif p.is_file():
+            if p.suffix.lower() not in IMAGE_SUFFIXES:
+                raise InputError(f"not an image (expected one of {' '.join(sorted(IMAGE_SUFFIXES))})", p)
+            out.append(p)
+        else:
+            raise InputError("no such file or folder", p)
+    return out
+
+
+def _to_detections(result, class_map: dict[int, int]) -> Detections:
+    boxes = result.boxes
+    if boxes is None or len(boxes) == 0:
+        return Detections.empty(with_confidence=True)
+    cls = boxes.cls.cpu().numpy().astype(np.int64)
+    keep = np.isin(cls, list(class_map))
+    mapped = np.array([class_map[c] for c in cls[keep]], np.int64)
+    return Detections(boxes.xyxy.cpu().numpy()[keep], mapped, boxes.conf.cpu().numpy()[keep])
+
+
+def predict_images(
+    model,
+    images: Sequence[str | Path],
+    conf: float = 0.25,
+    imgsz: int = 416,
+    device: str = "cpu",
+    batch: int = 8,
+    iou: float = 0.7,
+) -> Iterator[Detections]:
+    """Detections (absolute px, project class ids, confidences) for each image, in order.
+
+    `model` is a YOLO object from `detector.yolo_env.load_model`. Images go in small batches so memory
+    stays flat on large folders.
+    """
+    class_map = model_class_map(model.names)
+    for start in range(0, len(images), batch):
+        chunk = [str(p) for p in images[start : start + batch]]
+        results = model.predict(
+            chunk, conf=conf, iou=iou, imgsz=imgsz, device=device, max_det=MAX_DETECTIONS, verbose=False
+        )
+        for r in results:
+            yield _to_detections(r, class_map)
+
+
+def equivalent_diameter(det: Detections) -> np.ndarray:
+    """Equivalent diameter in px of each box: sqrt(w*h) (see module docstring)."""
+    wh = det.wh.astype(np.float64)
+    return np.sqrt(np.clip(wh[:, 0] * wh[:, 1], 0, None))
+
+
+@dataclass(frozen=True)
+class SizeStats:
+    """Size statistics of one class over a whole set (Okunev 2020, Tables 4-5)."""
+
+    name: str
+    count: int
+    mean: float
+    std: float  # sample standard deviation (ddof=1)
+    sem: float  # std / sqrt(count)
+    unit: str = "px"
+
+
+def size_stats(name: str, sizes: np.ndarray, unit: str = "px") -> SizeStats:
+    sizes = np.asarray(sizes, np.float64)
+    n = len(sizes)
+    mean = float(sizes.mean()) if n else float("nan")
+    std = float(sizes.std(ddof=1)) if n > 1 else float("nan")
+    sem = std / np.sqrt(n) if n > 1 else float("nan")
+    return SizeStats(name, n, mean, std, float(sem), unit)

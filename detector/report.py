@@ -1,0 +1,480 @@
+"""Everything evaluate/predict/baseline write: CSV, JSON, Markdown, plots (matplotlib Agg), overlays.
+
+The only module that draws. Files are written into a staging folder inside the destination and moved
+into place at the end (`staged_output`), so a failure never leaves half a report behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from detector.core import Detections, Sample
+from detector.evaluate import EvalReport, EvalResult, coco_ground_truth
+from detector.metrics import ClassMetrics, match_image
+from detector.predict import SizeStats, equivalent_diameter, size_stats
+from synthgen.classes import CLASS_NAMES
+
+METRIC_COLUMNS = [
+    "set", "model", "checkpoint", "batches", "epoch", "class", "iou", "map50", "map50_95",
+    "precision", "recall", "tp", "fp", "fn", "labelled", "detected_pct", "confused",
+    "conf", "iou_threshold", "rule",
+]  # fmt: skip
+
+COLOURS = {  # overlay colours (RGB)
+    "TP": (0, 200, 0),
+    "FP": (230, 0, 0),
+    "FN": (40, 90, 255),
+    "wrong class": (255, 210, 0),
+}
+CLASS_COLOURS = [(255, 140, 0), (0, 200, 255), (200, 0, 255), (120, 255, 0)]
+
+
+# ------------------------------------------------------------------ staging
+
+
+@contextlib.contextmanager
+def staged_output(out: str | Path) -> Iterator[Path]:
+    """A temp folder inside `out`; on success its entries replace those of `out`, on error it goes."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".staging-", dir=out))
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    for entry in sorted(tmp.iterdir()):
+        dst = out / entry.name
+        if dst.is_dir() and not dst.is_symlink():
+            shutil.rmtree(dst)
+        os.replace(entry, dst)
+    tmp.rmdir()
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return "nan" if math.isnan(v) else f"{v:.6g}"
+    return str(v)
+
+
+def _finite(v: float) -> float | None:
+    """JSON has no NaN: undefined statistics (fewer than two particles) become null."""
+    return None if v is None or math.isnan(v) else float(v)
+
+
+def _write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence]) -> None:
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        for r in rows:
+            w.writerow([_fmt(v) for v in r])
+
+
+# ------------------------------------------------------------------ evaluation report
+
+
+def metric_rows(report: EvalReport) -> list[list]:
+    """One row per set x model checkpoint x class (each class, "all", and class-agnostic "any")."""
+    rows = []
+    for r in report.results:
+        for m in r.metrics.rows():
+            rows.append(
+                [
+                    r.set_name, r.spec.model, r.spec.checkpoint, r.spec.batches, r.spec.epoch, m.name,
+                    m.iou, m.ap50, r.map50_95.get(m.name, float("nan")), m.precision, m.recall,
+                    m.tp, m.fp, m.fn, m.labelled, m.detected_pct, m.confused,
+                    report.conf, report.iou, report.rule,
+                ]
+            )  # fmt: skip
+    return rows
+
+
+def _pct(v: float) -> str:
+    return "–" if math.isnan(v) else f"{100 * v:.1f}"
+
+
+def _num(v: float, digits: int = 3) -> str:
+    return "–" if isinstance(v, float) and math.isnan(v) else f"{v:.{digits}f}"
+
+
+def _final_results(report: EvalReport) -> list[EvalResult]:
+    """Per set and model, the row that stands for the finished model: last, else best, else the only one."""
+    picked: dict[tuple[str, str], EvalResult] = {}
+    rank = {"last": 0, "best": 1}
+    for r in report.results:
+        key = (r.set_name, r.spec.model)
+        old = picked.get(key)
+        if old is None or rank.get(r.spec.checkpoint, 2) < rank.get(old.spec.checkpoint, 2) or (
+            r.spec.checkpoint not in rank and old.spec.checkpoint not in rank and (r.spec.batches or 0) > (old.spec.batches or 0)
+        ):
+            picked[key] = r
+    return list(picked.values())
+
+
+def markdown_report(report: EvalReport, plots: Sequence[str] = ()) -> str:
+    """report.md: settings, a side-by-side summary of every model per set, and detailed tables."""
+    set_names = list(report.sets)
+    models = list(dict.fromkeys(r.spec.model for r in report.results))
+    final = {(r.set_name, r.spec.model): r for r in _final_results(report)}
+    rule = "centre inside a labelled box" if report.rule == "center" else f"IoU ≥ {report.iou:g}"
+    lines = [
+        "# Detection report",
+        "",
+        f"Matching: {rule}, greedy by confidence (Cartucho/mAP, Pascal VOC). Counts, IoU, precision and "
+        f"recall use detections with confidence ≥ {report.conf:g}; mAP@0.5 (VOC all-point) and "
+        "mAP@[.5:.95] (pycocotools) use every detection. IoU is the mean over matched detections; "
+        "detected % = TP / labelled (the paper's “correctly detected NPs”).",
+        "",
+        "| set | images | " + " | ".join(f"{c} labelled" for c in report.class_names) + " |",
+        "|---|---|" + "---|" * len(report.class_names),
+    ]
+    for s in set_names:
+        counts = [sum(int((x.gt.class_id == k).sum()) for x in report.sets[s]) for k in range(len(report.class_names))]
+        lines.append(f"| {s} | {len(report.sets[s])} | " + " | ".join(map(str, counts)) + " |")
+    lines += ["", "## Summary (final checkpoint of each model)", ""]
+    head = "| model | " + " | ".join(f"{s}: IoU | {s}: mAP@0.5 | {s}: mAP@[.5:.95] | {s}: detected %" for s in set_names) + " |"
+    lines += [head, "|---|" + "---|---|---|---|" * len(set_names)]
+    for m in models:
+        cells = []
+        for s in set_names:
+            r = final.get((s, m))
+            if r is None:
+                cells += ["–"] * 4
+                continue
+            o = r.metrics.overall
+            cells += [_num(o.iou), _num(o.ap50), _num(r.map50_95.get("all", float("nan"))), _pct(o.recall)]
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    lines += ["", "## Correctly detected particles per class (final checkpoints)", ""]
+    lines += ["| set | model | class | labelled | TP | FP | FN | detected % | precision % | wrong class |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for s in set_names:
+        for m in models:
+            r = final.get((s, m))
+            if r is None:
+                continue
+            for c in (*r.metrics.per_class.values(), r.metrics.overall, r.metrics.agnostic):
+                if c.labelled == 0 and c.tp + c.fp == 0:
+                    continue
+                lines.append(
+                    f"| {s} | {m} | {c.name} | {c.labelled} | {c.tp} | {c.fp} | {c.fn} | {_pct(c.recall)} | {_pct(c.precision)} | {c.confused} |"
+                )
+    if any(r.spec.checkpoint not in ("last", "best", "-") for r in report.results):
+        lines += ["", "## Every checkpoint (all classes)", ""]
+        lines += ["| set | model | checkpoint | batches | IoU | mAP@0.5 | mAP@[.5:.95] | P | R | TP | FP | FN |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for r in report.results:
+            o = r.metrics.overall
+            lines.append(
+                f"| {r.set_name} | {r.spec.model} | {r.spec.checkpoint} | {r.spec.batches if r.spec.batches is not None else ''} | "
+                f"{_num(o.iou)} | {_num(o.ap50)} | {_num(r.map50_95.get('all', float('nan')))} | {_num(o.precision)} | {_num(o.recall)} | {o.tp} | {o.fp} | {o.fn} |"
+            )
+    lines += ["", "Class `any` merges the classes (a particle found whatever its class); “wrong class” counts labelled particles of this class found by a detection of the other class."]
+    if plots:
+        lines += ["", "## Training curves", ""] + [f"![{p}]({p})" for p in plots]
+    return "\n".join(lines) + "\n"
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_curves(report: EvalReport, folder: Path) -> list[str]:
+    """IoU and mAP@0.5 against training batches, one PNG per set, one line per model (paper Figs 8-10)."""
+    plt = _plt()
+    written = []
+    for s in report.sets:
+        rows = [r for r in report.results if r.set_name == s and r.spec.batches is not None and r.spec.checkpoint not in ("best", "last")]
+        if not rows:
+            continue
+        fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+        for model in dict.fromkeys(r.spec.model for r in rows):
+            pts = sorted((r.spec.batches, r) for r in rows if r.spec.model == model)
+            x = [b for b, _ in pts]
+            axes[0].plot(x, [r.metrics.overall.iou for _, r in pts], "o-", label=model)
+            axes[1].plot(x, [r.metrics.overall.ap50 for _, r in pts], "o-", label=model)
+            axes[2].plot(x, [r.map50_95.get("all", float("nan")) for _, r in pts], "o-", label=model)
+        for ax, title in zip(axes, ("mean IoU of matched detections", "mAP@0.5 (VOC)", "mAP@[.5:.95] (COCO)")):
+            ax.set_xlabel("training batches")
+            ax.set_title(f"set {s}: {title}", fontsize=10)
+            ax.set_ylim(0, 1)
+            ax.grid(alpha=0.3)
+        axes[1].legend(fontsize=8)
+        fig.tight_layout()
+        name = f"curves_{_safe(s)}.png"
+        fig.savefig(folder / name, dpi=110)
+        plt.close(fig)
+        written.append(name)
+    return written
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+def _load_rgb(path: Path) -> Image.Image:
+    with Image.open(path) as im:
+        if im.mode in ("I;16", "I;16B", "I", "F"):
+            a = np.asarray(im, np.float64)
+            lo, hi = np.percentile(a, [0.5, 99.5]) if a.size else (0, 1)
+            a = np.clip((a - lo) / max(hi - lo, 1e-9) * 255, 0, 255).astype(np.uint8)
+            return Image.fromarray(a).convert("RGB")
+        return im.convert("RGB")
+
+
+def _legend(draw: ImageDraw.ImageDraw, items: Sequence[tuple[str, tuple]], scale: int) -> None:
+    font = ImageFont.load_default()
+    pad, sw = 4 * scale, 10 * scale
+    y = pad
+    width = max(draw.textlength(t, font=font) for t, _ in items) + sw + 3 * pad
+    draw.rectangle([0, 0, width, pad + len(items) * (sw + pad)], fill=(0, 0, 0))
+    for text, colour in items:
+        draw.rectangle([pad, y, pad + sw, y + sw], outline=colour, width=max(1, scale))
+        draw.text((2 * pad + sw, y), text, fill=(255, 255, 255), font=font)
+        y += sw + pad
+
+
+def overlay_image(sample: Sample, pred: Detections, conf: float, iou: float, rule: str) -> Image.Image:
+    """The image with TP green, FP red, wrong-class detections yellow, missed labels (FN) blue."""
+    im = _load_rgb(sample.image_path)
+    pred = pred if pred.confidence is None else pred[pred.confidence >= conf]
+    match = match_image(sample.gt, pred, iou, rule)
+    agnostic = match_image(sample.gt, pred, iou, rule, class_agnostic=True)
+    draw = ImageDraw.Draw(im)
+    lw = max(1, round(max(im.size) / 400))
+    for j, box in enumerate(sample.gt.xyxy):
+        if not match.gt_matched[j]:
+            draw.rectangle(box.tolist(), outline=COLOURS["FN"], width=lw)
+    for i, box in enumerate(pred.xyxy):
+        kind = "TP" if match.pred_gt[i] >= 0 else ("wrong class" if agnostic.pred_gt[i] >= 0 else "FP")
+        draw.rectangle(box.tolist(), outline=COLOURS[kind], width=lw)
+    _legend(draw, [(f"{k}", c) for k, c in COLOURS.items()], lw)
+    return im
+
+
+def save_overlays(report: EvalReport, folder: Path) -> int:
+    """overlays/<set>/<model>/<image>.png for each model's final checkpoint; returns how many."""
+    n = 0
+    for r in _final_results(report):
+        sub = folder / "overlays" / _safe(r.set_name) / _safe(r.spec.model)
+        sub.mkdir(parents=True, exist_ok=True)
+        for sample, pred in zip(report.sets[r.set_name], r.predictions):
+            overlay_image(sample, pred, report.conf, report.iou, report.rule).save(sub / f"{sample.image_path.stem}.png")
+            n += 1
+    return n
+
+
+def write_evaluation(
+    report: EvalReport, out: str | Path, overlays: bool = False, extra: Callable[[Path], None] | None = None
+) -> Path:
+    """metrics.csv, report.md, curves_<set>.png, coco/<set>_gt.json, confusion.json, optional overlays/.
+
+    `extra(staging_folder)` may add files that must appear together with the report.
+    """
+    with staged_output(out) as tmp:
+        if extra is not None:
+            extra(tmp)
+        _write_csv(tmp / "metrics.csv", METRIC_COLUMNS, metric_rows(report))
+        plots = save_curves(report, tmp)
+        (tmp / "report.md").write_text(markdown_report(report, plots))
+        (tmp / "coco").mkdir()
+        for name, samples in report.sets.items():
+            (tmp / "coco" / f"{_safe(name)}_gt.json").write_text(json.dumps(coco_ground_truth(samples)))
+        confusion = {
+            f"{r.set_name}/{r.spec.model}/{r.spec.checkpoint}": r.metrics.confusion.tolist() for r in report.results
+        }
+        (tmp / "confusion.json").write_text(
+            json.dumps({"axes": "rows labelled class, columns detected class; last index = none", "classes": list(report.class_names), "matrices": confusion}, indent=1)
+        )
+        if overlays:
+            save_overlays(report, tmp)
+    return Path(out)
+
+
+# ------------------------------------------------------------------ predictions and sizes
+
+
+def annotate(image_path: Path, det: Detections, class_names: Sequence[str] = CLASS_NAMES) -> Image.Image:
+    """The image with each detection's box in its class colour and a legend of classes."""
+    im = _load_rgb(image_path)
+    draw = ImageDraw.Draw(im)
+    lw = max(1, round(max(im.size) / 400))
+    for box, c in zip(det.xyxy, det.class_id):
+        draw.rectangle(box.tolist(), outline=CLASS_COLOURS[int(c) % len(CLASS_COLOURS)], width=lw)
+    counts = [int((det.class_id == k).sum()) for k in range(len(class_names))]
+    _legend(draw, [(f"{n}: {k}", CLASS_COLOURS[i]) for i, (n, k) in enumerate(zip(class_names, counts))], lw)
+    return im
+
+
+def detection_rows(images: Sequence[Path], dets: Sequence[Detections], nm_per_px: float | None) -> list[list]:
+    rows = []
+    for path, det in zip(images, dets):
+        diam = equivalent_diameter(det)
+        conf = det.confidence if det.confidence is not None else np.ones(len(det))
+        for box, c, s, d in zip(det.xyxy.astype(float), det.class_id, conf, diam):
+            w, h = box[2] - box[0], box[3] - box[1]
+            row = [path.name, CLASS_NAMES[int(c)], float(s), *box.tolist(), w, h, float(d)]
+            if nm_per_px:
+                row += [w * nm_per_px, h * nm_per_px, float(d) * nm_per_px]
+            rows.append(row)
+    return rows
+
+
+def prediction_stats(dets: Sequence[Detections], nm_per_px: float | None) -> list[SizeStats]:
+    """Equivalent-diameter statistics per class over every image (in nm when a scale is given)."""
+    unit, scale = ("nm", nm_per_px) if nm_per_px else ("px", 1.0)
+    stats = []
+    for k, name in enumerate(CLASS_NAMES):
+        sizes = np.concatenate([equivalent_diameter(d)[d.class_id == k] for d in dets]) if dets else np.zeros(0)
+        stats.append(size_stats(name, sizes * scale, unit))
+    return stats
+
+
+def save_histograms(dets: Sequence[Detections], nm_per_px: float | None, folder: Path) -> list[str]:
+    """sizes_<class>.png: histogram of equivalent diameters with mean ± std in the title."""
+    plt = _plt()
+    unit, scale = ("nm", nm_per_px) if nm_per_px else ("px", 1.0)
+    written = []
+    for k, name in enumerate(CLASS_NAMES):
+        sizes = np.concatenate([equivalent_diameter(d)[d.class_id == k] for d in dets]) * scale if dets else np.zeros(0)
+        st = size_stats(name, sizes, unit)
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        if len(sizes):
+            ax.hist(sizes, bins=min(30, max(5, len(sizes) // 5)), color="tab:blue" if k == 0 else "tab:orange", edgecolor="black")
+        ax.set_xlabel(f"equivalent diameter ({unit})")
+        ax.set_ylabel("particles")
+        if st.count == 0:
+            title = f"{name}: no particles detected"
+        elif st.count == 1:
+            title = f"{name}: one particle, {st.mean:.1f} {unit}"
+        else:
+            title = f"{name}: n={st.count}, mean {st.mean:.1f} ± {st.std:.1f} {unit} (SEM {st.sem:.2f})"
+        ax.set_title(title, fontsize=9)
+        fig.tight_layout()
+        fname = f"sizes_{name}.png"
+        fig.savefig(folder / fname, dpi=110)
+        plt.close(fig)
+        written.append(fname)
+    return written
+
+
+def coco_predictions_dict(images: Sequence[Path], sizes: Sequence[tuple[int, int]], dets: Sequence[Detections]) -> dict:
+    """A COCO instances json of detections (with scores) that annotation tools and formats.py read."""
+    samples = [Sample(p, w, h, Detections(d.xyxy, d.class_id)) for p, (w, h), d in zip(images, sizes, dets)]
+    data = coco_ground_truth(samples)
+    k = 0
+    for d in dets:
+        conf = d.confidence if d.confidence is not None else np.ones(len(d))
+        for s in conf:
+            data["annotations"][k]["score"] = float(s)
+            k += 1
+    data["info"] = {"description": "detector predict: boxes to correct and reuse as training labels"}
+    return data
+
+
+def labelme_dict(image_name: str, width: int, height: int, det: Detections) -> dict:
+    """A labelme json with one rectangle per detection (labelme 5 layout)."""
+    shapes = [
+        {
+            "label": CLASS_NAMES[int(c)],
+            "points": [[float(b[0]), float(b[1])], [float(b[2]), float(b[3])]],
+            "group_id": None,
+            "description": "",
+            "shape_type": "rectangle",
+            "flags": {},
+        }
+        for b, c in zip(det.xyxy, det.class_id)
+    ]
+    return {
+        "version": "5.4.1",
+        "flags": {},
+        "shapes": shapes,
+        "imagePath": image_name,
+        "imageData": None,
+        "imageHeight": int(height),
+        "imageWidth": int(width),
+    }
+
+
+def write_predictions(
+    images: Sequence[Path],
+    sizes: Sequence[tuple[int, int]],
+    dets: Sequence[Detections],
+    out: str | Path,
+    nm_per_px: float | None = None,
+    save: str | None = None,
+    annotated: bool = True,
+) -> list[SizeStats]:
+    """detections.csv, counts.csv, sizes_<class>.png, summary.json, annotated/ and coco/ or labelme/."""
+    stats = prediction_stats(dets, nm_per_px)
+    with staged_output(out) as tmp:
+        header = ["image", "class", "confidence", "x1", "y1", "x2", "y2", "width_px", "height_px", "diameter_px"]
+        if nm_per_px:
+            header += ["width_nm", "height_nm", "diameter_nm"]
+        _write_csv(tmp / "detections.csv", header, detection_rows(images, dets, nm_per_px))
+        _write_csv(
+            tmp / "counts.csv",
+            ["image", *CLASS_NAMES, "total"],
+            [[p.name, *[int((d.class_id == k).sum()) for k in range(len(CLASS_NAMES))], len(d)] for p, d in zip(images, dets)],
+        )
+        save_histograms(dets, nm_per_px, tmp)
+        summary = {
+            "images": len(images),
+            "nm_per_px": nm_per_px,
+            "diameter": "equivalent diameter sqrt(w*h) of each box (circle with the area of the inscribed ellipse)",
+            "classes": {
+                s.name: {"count": s.count, "mean": _finite(s.mean), "std": _finite(s.std), "sem": _finite(s.sem), "unit": s.unit}
+                for s in stats
+            },
+        }
+        (tmp / "summary.json").write_text(json.dumps(summary, indent=2))
+        if annotated:
+            (tmp / "annotated").mkdir()
+            for p, d in zip(images, dets):
+                annotate(p, d).save(tmp / "annotated" / f"{p.stem}.png")
+        if save == "coco":
+            (tmp / "coco").mkdir()
+            for p in images:
+                shutil.copyfile(p, tmp / "coco" / p.name)
+            (tmp / "coco" / "annotations.json").write_text(json.dumps(coco_predictions_dict(images, sizes, dets)))
+        elif save == "labelme":
+            (tmp / "labelme").mkdir()
+            for p, (w, h), d in zip(images, sizes, dets):
+                shutil.copyfile(p, tmp / "labelme" / p.name)
+                (tmp / "labelme" / f"{p.stem}.json").write_text(json.dumps(labelme_dict(p.name, w, h, d), indent=1))
+    return stats
+
+
+def write_yolo_predictions(samples: Sequence[Sample], dets: Sequence[Detections], folder: Path) -> None:
+    """One `class cx cy w h conf` txt per image (what `evaluate --predictions` reads)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for s, d in zip(samples, dets):
+        lines = []
+        conf = d.confidence if d.confidence is not None else np.ones(len(d))
+        for (x1, y1, x2, y2), c, p in zip(d.xyxy.astype(float), d.class_id, conf):
+            cx, cy = (x1 + x2) / 2 / s.width, (y1 + y2) / 2 / s.height
+            lines.append(f"{int(c)} {cx:.8f} {cy:.8f} {(x2 - x1) / s.width:.8f} {(y2 - y1) / s.height:.8f} {float(p):.8f}")
+        (folder / f"{s.image_path.stem}.txt").write_text("\n".join(lines) + ("\n" if lines else ""))
+
+
+def class_metrics_line(m: ClassMetrics) -> str:
+    """A one-line summary for the CLI."""
+    return (
+        f"{m.name:>6}: labelled {m.labelled:4d}  TP {m.tp:4d}  FP {m.fp:4d}  FN {m.fn:4d}  "
+        f"detected {_pct(m.recall):>5}%  IoU {_num(m.iou)}  mAP@0.5 {_num(m.ap50)}"
+    )

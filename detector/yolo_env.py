@@ -1,0 +1,188 @@
+"""The one door to ultralytics: an offline, all-cores environment set up before it is imported.
+
+Everything else in `detector` calls `yolo_class()`, `load_model()`, `select_device()` and
+`cpu_threads()` from here and never imports ultralytics itself. What is switched off, and why:
+
+- network: ``YOLO_OFFLINE=1`` (ultralytics' ONLINE flag, which gates analytics, update checks and
+  the AMP-check download), settings ``sync`` and every logger integration off, no Platform API key;
+- pip: ``YOLO_AUTOINSTALL=0`` so a missing optional requirement is a warning, never ``pip install``;
+- fonts: plots and dataset checks want ``Arial.ttf`` / ``Arial.Unicode.ttf`` in ultralytics' config
+  dir and download them when missing; we copy matplotlib's bundled DejaVuSans there under both names;
+- AMP check: on CUDA, ``check_amp`` downloads yolo26n.pt to compare fp32/fp16 outputs; we skip the
+  comparison when that file is absent (AMP stays on, as ultralytics does when the download fails);
+- threads: ``import ultralytics`` sets ``OMP_NUM_THREADS=1`` and ``select_device`` calls
+  ``torch.set_num_threads(min(8, cpu_count - 1))``, i.e. ONE thread on a 2-core machine; we raise
+  ultralytics' ``NUM_THREADS`` to every core the process may use, and ask OpenMP to sleep rather than
+  spin while it waits (``OMP_WAIT_POLICY=PASSIVE``, set when this module is imported, before torch
+  loads libgomp): on a busy machine spinning threads fight the other processes and two threads ran
+  3-4x SLOWER than one (bench/train_speed.py notes); passive waiting keeps them at least as fast.
+
+ultralytics keeps its settings in a config dir of its own; unless ``YOLO_CONFIG_DIR`` is already set
+we point it at ``$XDG_CONFIG_HOME/nanosynth`` so our offline settings never touch the user's.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+from synthgen.errors import InputError
+
+_FONT_NAMES = ("Arial.ttf", "Arial.Unicode.ttf")
+_OFFLINE_SETTINGS = {
+    "sync": False,
+    "api_key": "",
+    "clearml": False,
+    "comet": False,
+    "dvc": False,
+    "mlflow": False,
+    "raytune": False,
+    "tensorboard": False,
+    "wandb": False,
+    "vscode_msg": False,
+    "openvino_msg": False,
+}
+# GPUs on which ultralytics' check_amp disables AMP (NaN losses); kept so our offline check agrees.
+_BAD_AMP_GPU = re.compile(
+    r"(nvidia|geforce|quadro|tesla).*?(1660|1650|1630|t400|t550|t600|t1000|t1200|t2000|k40m)", re.IGNORECASE
+)
+_configured = False
+
+# Read by the OpenMP runtime once, when torch is first imported: must precede it (see module docstring).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (cgroup/affinity aware where the OS tells us)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS, Windows
+        return max(1, os.cpu_count() or 1)
+
+
+def _set_offline_env() -> None:
+    """Environment read by ultralytics at import time; inherited by DDP worker processes too."""
+    os.environ["YOLO_OFFLINE"] = "1"
+    os.environ["YOLO_AUTOINSTALL"] = "0"
+    os.environ.pop("ULTRALYTICS_API_KEY", None)  # Platform streaming would upload metrics and weights
+    if not os.environ.get("YOLO_CONFIG_DIR"):
+        base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+        os.environ["YOLO_CONFIG_DIR"] = str(base / "nanosynth")
+
+
+def _install_fonts(config_dir: Path) -> None:
+    """Give ultralytics local copies of the fonts it would otherwise download."""
+    import matplotlib
+
+    src = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+    for name in _FONT_NAMES:
+        dst = config_dir / name
+        if not dst.exists():
+            tmp = dst.with_suffix(f".tmp{os.getpid()}")
+            shutil.copyfile(src, tmp)
+            os.replace(tmp, dst)  # atomic: a concurrent process never sees half a font
+
+
+def _offline_check_amp(model) -> bool:
+    """ultralytics' check_amp without its download: AMP on CUDA unless the GPU is known to fail."""
+    import torch
+
+    from ultralytics.utils import WEIGHTS_DIR
+    from ultralytics.utils import checks
+
+    device = next(model.parameters()).device
+    if device.type != "cuda":
+        return False
+    if _BAD_AMP_GPU.search(torch.cuda.get_device_name(device)):
+        return False
+    if (Path(WEIGHTS_DIR) / "yolo26n.pt").is_file():  # the real comparison, when it needs no download
+        return checks.check_amp(model)
+    return True
+
+
+def _patch_ultralytics() -> None:
+    import ultralytics.data.dataset as ul_dataset
+    import ultralytics.engine.trainer as ul_trainer
+    import ultralytics.utils as ul_utils
+    import ultralytics.utils.torch_utils as ul_torch_utils
+
+    settings = ul_utils.SETTINGS
+    if any(settings.get(k) != v for k, v in _OFFLINE_SETTINGS.items()):
+        settings.update(_OFFLINE_SETTINGS)  # our own config dir: persisting these is harmless
+    _install_fonts(Path(ul_utils.USER_CONFIG_DIR))
+    ul_trainer.check_amp = _offline_check_amp
+    # select_device() resets torch threads to NUM_THREADS; label caching uses a ThreadPool of that size.
+    cores = usable_cores()
+    ul_torch_utils.NUM_THREADS = cores
+    ul_dataset.NUM_THREADS = cores
+
+
+def yolo_class() -> type:
+    """ultralytics.YOLO, imported inside the offline, all-cores environment (idempotent)."""
+    global _configured
+    if not _configured:
+        _set_offline_env()
+        import ultralytics  # noqa: F401  (first import reads the environment set above)
+
+        _patch_ultralytics()
+        _configured = True
+    from ultralytics import YOLO
+
+    return YOLO
+
+
+def ultralytics_module(name: str) -> Any:
+    """An ultralytics submodule (e.g. "utils.torch_utils"), imported after the offline set-up."""
+    import importlib
+
+    yolo_class()
+    return importlib.import_module(f"ultralytics.{name}")
+
+
+def cpu_threads(n: int | None = None) -> int:
+    """Let torch use `n` (default: all usable) cores again after ultralytics pinned it to one."""
+    import torch
+
+    yolo_class()
+    n = n or usable_cores()
+    torch.set_num_threads(n)
+    return n
+
+
+def select_device(device: str = "auto") -> str:
+    """Normalise a device request to ultralytics' string: "cpu", "0" or "0,1" (several GPUs -> DDP).
+
+    "auto" picks CUDA device 0 when torch sees one, else the CPU. An unusable request is an InputError.
+    """
+    import torch
+
+    dev = str(device).strip().lower().replace("cuda:", "").replace(" ", "")
+    if dev in ("", "auto"):
+        return "0" if torch.cuda.is_available() else "cpu"
+    if dev == "cpu":
+        return "cpu"
+    ids = dev.split(",")
+    if not all(i.isdigit() for i in ids) or len(set(ids)) != len(ids):
+        raise InputError(f"unknown device {device!r}: use auto, cpu, a GPU index like 0, or 0,1 for two GPUs")
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    missing = [i for i in ids if int(i) >= count]
+    if missing:
+        raise InputError(f"device {device!r}: no CUDA device {','.join(missing)} (this machine has {count})")
+    return ",".join(ids)
+
+
+def load_model(weights_or_cfg: str | Path) -> Any:
+    """A YOLO model from a local .pt checkpoint or a model YAML; never downloads."""
+    path = Path(weights_or_cfg)
+    if not path.is_file():
+        raise InputError("no such model file (weights are never downloaded)", path)
+    if path.suffix not in (".pt", ".yaml", ".yml"):
+        raise InputError("a model is a .pt checkpoint or a .yaml model config", path)
+    YOLO = yolo_class()
+    try:
+        return YOLO(str(path), task="detect")
+    except (RuntimeError, KeyError, ValueError, EOFError) as e:  # torch.load / YAML parse of a bad file
+        raise InputError(f"cannot load model: {e}", path) from None

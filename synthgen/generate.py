@@ -1,0 +1,288 @@
+"""Pattern files in, a labelled synthetic dataset out.
+
+Output folder: ``images/``, ``labels/`` (YOLO), ``annotations.json`` (COCO), ``data.yaml``
+(ultralytics) and ``manifest.json`` (patterns, run seed, options, per-image seed and counts).
+
+Reproducibility: image ``i`` is drawn from ``np.random.default_rng(seed_i)`` where
+``seed_i = image_seed(run_seed, i)`` (a ``SeedSequence`` child), so every image depends only on
+the run seed and its index: the output is byte-identical for any number of workers, and
+``synthesize(pattern, seed_i, options)`` regenerates any single image.
+
+Atomicity: all input is validated before anything is written; files are written into a hidden
+temp folder next to the destination, which is renamed into place at the end, and removed if the
+run fails or is interrupted.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from synthgen import __version__
+from synthgen.classes import CLASS_NAMES
+from synthgen.errors import InputError
+from synthgen.labels import LabelledImage, class_counts, coco_dataset, data_yaml_text, json_text, yolo_text
+from synthgen.pattern import Pattern, load_patterns
+from synthgen.placement import DEFAULT_MAX_FAILURES, PlacedParticle, PlacementOptions, ShapeTable, place_particles
+from synthgen.render import render
+
+IMAGE_FORMATS = ("png", "jpg")
+JPEG_QUALITY = 95
+
+
+@dataclass(frozen=True)
+class GenerateOptions:
+    """Everything but the patterns, the output folder and the seed that decides the images."""
+
+    count: int = 10
+    per_pattern: bool = False  # count images per pattern file instead of shared round-robin
+    max_particles: int = 1000
+    min_gap: float = 0.0
+    scale_jitter: float = 0.0
+    background: int = 20  # grey level of the empty canvas
+    image_format: str = "png"
+    max_failures: int = DEFAULT_MAX_FAILURES
+
+    def check(self) -> None:
+        """InputError for option values a user could mistype."""
+        problems = []
+        if self.count < 1:
+            problems.append(f"--count must be at least 1 (got {self.count})")
+        if self.max_particles < 1:
+            problems.append(f"--max-particles must be at least 1 (got {self.max_particles})")
+        if self.min_gap < 0:
+            problems.append(f"--min-gap must be >= 0 pixels (got {self.min_gap})")
+        if not 0 <= self.scale_jitter < 1:
+            problems.append(f"--scale-jitter must be in [0, 1) (got {self.scale_jitter})")
+        if not 0 <= self.background <= 255:
+            problems.append(f"--background must be a grey level 0..255 (got {self.background})")
+        if self.image_format not in IMAGE_FORMATS:
+            problems.append(f"--format must be one of {', '.join(IMAGE_FORMATS)} (got {self.image_format!r})")
+        if self.max_failures < 1:
+            problems.append(f"--max-failures must be at least 1 (got {self.max_failures})")
+        if problems:
+            raise InputError("; ".join(problems))
+
+    @property
+    def placement(self) -> PlacementOptions:
+        return PlacementOptions(self.max_particles, self.min_gap, self.scale_jitter, self.max_failures)
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    index: int
+    file: str  # relative to the output folder
+    label: str
+    pattern: int
+    seed: int
+    particles: tuple[PlacedParticle, ...] = field(repr=False)
+
+    def summary(self) -> dict:
+        return {
+            "file": self.file,
+            "label": self.label,
+            "pattern": self.pattern,
+            "seed": self.seed,
+            "particles": len(self.particles),
+            "counts": class_counts(self.particles),
+        }
+
+
+@dataclass(frozen=True)
+class GenerateResult:
+    out_dir: Path
+    seed: int
+    images: tuple[ImageRecord, ...]
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return class_counts([p for im in self.images for p in im.particles])
+
+
+def clock_seed() -> int:
+    """A fresh run seed from the clock (recorded in manifest.json)."""
+    return time.time_ns() // 1000 % 2**32
+
+
+def image_seed(run_seed: int, index: int) -> int:
+    """Seed of image ``index`` of a run: a SeedSequence child, independent of workers and order."""
+    child = np.random.SeedSequence(run_seed, spawn_key=(index,))
+    return int(child.generate_state(1, np.uint64)[0])
+
+
+def shape_table(pattern: Pattern) -> ShapeTable:
+    """Placement set-up of a pattern's templates (reusable for all its images)."""
+    return ShapeTable([t.centred for t in pattern.templates])
+
+
+def synthesize(
+    pattern: Pattern, seed: int, options: GenerateOptions, table: ShapeTable | None = None
+) -> tuple[np.ndarray, list[PlacedParticle]]:
+    """One image of ``pattern`` from its image seed: (grey uint8 array, placed particles).
+    ``table`` is ``shape_table(pattern)``, passed in to save its set-up on every image."""
+    rng = np.random.default_rng(seed)
+    class_ids = [e.class_id for e in pattern.entries]
+    table = table or shape_table(pattern)
+    particles = place_particles(table, class_ids, pattern.width, pattern.height, rng, options.placement)
+    image = render(pattern.width, pattern.height, particles, pattern.templates, options.background)
+    return image, particles
+
+
+def encode(image: np.ndarray, image_format: str) -> bytes:
+    """PNG (lossless, cv2's fast default level) or JPEG (quality 95) bytes."""
+    if image_format == "jpg":
+        ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    else:
+        ok, buf = cv2.imencode(".png", image)
+    if not ok:
+        raise RuntimeError(f"cv2 could not encode a {image.shape} image as {image_format}")
+    return buf.tobytes()
+
+
+def plan(patterns: Sequence[Pattern], options: GenerateOptions, run_seed: int) -> list[tuple[int, int, int]]:
+    """(index, pattern index, image seed) per image: round-robin, or ``count`` each with per_pattern."""
+    n = options.count * len(patterns) if options.per_pattern else options.count
+    pick = (lambda i: i // options.count) if options.per_pattern else (lambda i: i % len(patterns))
+    return [(i, pick(i), image_seed(run_seed, i)) for i in range(n)]
+
+
+# Worker state: set once per process so the templates are not re-sent with every image.
+_WORKER: dict = {}
+
+
+def _init_worker(patterns: Sequence[Pattern], options: GenerateOptions, one_thread: bool = True) -> None:
+    if one_thread:  # the processes are the parallelism; OpenCV's own threads would compete
+        cv2.setNumThreads(1)
+    _WORKER["patterns"], _WORKER["options"] = patterns, options
+    _WORKER["tables"] = [shape_table(p) for p in patterns]
+
+
+def _make(job: tuple[int, int, int]) -> tuple[bytes, str, list[PlacedParticle]]:
+    _, pattern_index, seed = job
+    pattern, options = _WORKER["patterns"][pattern_index], _WORKER["options"]
+    image, particles = synthesize(pattern, seed, options, _WORKER["tables"][pattern_index])
+    return encode(image, options.image_format), yolo_text(particles, pattern.width, pattern.height), particles
+
+
+def _results(jobs, patterns, options, workers: int) -> Iterator[tuple[bytes, str, list[PlacedParticle]]]:
+    if workers <= 1:
+        _init_worker(patterns, options, one_thread=False)
+        yield from map(_make, jobs)
+        return
+    # "spawn": fresh workers, never a fork of a process running threads (e.g. a progress bar).
+    pool = ProcessPoolExecutor(
+        max_workers=workers, mp_context=get_context("spawn"), initializer=_init_worker, initargs=(patterns, options)
+    )
+    try:
+        yield from pool.map(_make, jobs, chunksize=1)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def check_out_dir(out_dir: Path) -> None:
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise InputError("output folder already exists and is not empty; choose a new --out folder", out_dir)
+
+
+def generate(
+    patterns: Sequence[str | Path | Pattern],
+    out_dir: str | Path,
+    count: int = 10,
+    per_pattern: bool = False,
+    max_particles: int = 1000,
+    seed: int | None = None,
+    min_gap: float = 0.0,
+    scale_jitter: float = 0.0,
+    background: int = 20,
+    image_format: str = "png",
+    max_failures: int = DEFAULT_MAX_FAILURES,
+    workers: int = 1,
+    progress: Callable[[int, int], None] | None = None,
+) -> GenerateResult:
+    """Generate ``count`` labelled images (see the module docstring) into the new folder ``out_dir``.
+
+    ``progress(done, total)`` is called after each image. Raises InputError(s) before writing
+    anything when a pattern, option or the output folder is unusable."""
+    fmt = image_format.lower().lstrip(".")
+    fmt = {"jpeg": "jpg"}.get(fmt, fmt)
+    options = GenerateOptions(count, per_pattern, max_particles, min_gap, scale_jitter, background, fmt, max_failures)
+    options.check()
+    if workers < 1:
+        raise InputError(f"--workers must be at least 1 (got {workers})")
+    if seed is not None and seed < 0:
+        raise InputError(f"--seed must be >= 0 (got {seed})")
+    ready = [isinstance(p, Pattern) and bool(p.templates) for p in patterns]
+    fresh = iter(load_patterns([p.source if isinstance(p, Pattern) else p for p, r in zip(patterns, ready) if not r]))
+    pats = [p if r else next(fresh) for p, r in zip(patterns, ready)]
+    if not pats:
+        raise InputError("no pattern files given")
+    out_dir = Path(out_dir)
+    check_out_dir(out_dir)
+    run_seed = clock_seed() if seed is None else int(seed)
+    jobs = plan(pats, options, run_seed)
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.partial-"))
+    try:
+        (tmp / "images").mkdir()
+        (tmp / "labels").mkdir()
+        records = []
+        for done, (job, (data, label_text, particles)) in enumerate(
+            zip(jobs, _results(jobs, pats, options, workers)), start=1
+        ):
+            index, pattern_index, image_seed_ = job
+            stem = f"{index:06d}"
+            image_file, label_file = f"images/{stem}.{options.image_format}", f"labels/{stem}.txt"
+            (tmp / image_file).write_bytes(data)
+            (tmp / label_file).write_text(label_text)
+            records.append(ImageRecord(index, image_file, label_file, pattern_index, image_seed_, tuple(particles)))
+            if progress is not None:
+                progress(done, len(jobs))
+        labelled = [
+            LabelledImage(r.file, pats[r.pattern].width, pats[r.pattern].height, r.particles) for r in records
+        ]
+        (tmp / "annotations.json").write_text(json_text(coco_dataset(labelled), compact=True))
+        (tmp / "data.yaml").write_text(data_yaml_text(out_dir))
+        (tmp / "manifest.json").write_text(json_text(manifest(pats, options, run_seed, records)))
+        if out_dir.exists():
+            out_dir.rmdir()  # empty (checked above); rename cannot replace a folder otherwise
+        os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return GenerateResult(out_dir, run_seed, tuple(records))
+
+
+def manifest(patterns: Sequence[Pattern], options: GenerateOptions, run_seed: int, records: Sequence[ImageRecord]) -> dict:
+    """What was generated and how to regenerate it (no paths of the output, no worker count)."""
+    totals = class_counts([p for r in records for p in r.particles])
+    return {
+        "generator": f"synthgen {__version__}",
+        "seed": run_seed,
+        "seed_rule": "image i uses np.random.default_rng(seed_i), seed_i = SeedSequence(seed, spawn_key=(i,)).generate_state(1, uint64)[0]",
+        "classes": dict(enumerate(CLASS_NAMES)),
+        "options": asdict(options),
+        "patterns": [
+            {
+                "path": str(p.source.resolve()),
+                "name": p.name,
+                "width": p.width,
+                "height": p.height,
+                "templates": len(p.entries),
+                "templates_per_class": p.counts_per_class(),
+            }
+            for p in patterns
+        ],
+        "totals": {"images": len(records), "particles": sum(totals.values()), "per_class": totals},
+        "images": [r.summary() for r in records],
+    }

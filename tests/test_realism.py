@@ -1,0 +1,238 @@
+"""synthgen.realism (presets, background, degrade) and synthgen.distractors."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import cv2
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from shapely.geometry import Polygon, box
+
+from synthgen.distractors import draw_distractors, footprint_mask, reserve_info_bar
+from synthgen.errors import InputError
+from synthgen.realism import (
+    KNOBS,
+    PRESETS,
+    SECTIONS,
+    RealismConfig,
+    _pipelines,
+    degrade,
+    load_realism,
+    make_background,
+    parse_realism,
+    with_distractors,
+)
+
+
+def scene(seed: int = 0, h: int = 120, w: int = 160) -> tuple[np.ndarray, np.ndarray]:
+    """Dark canvas with bright discs and squares, and the mask of their pixels."""
+    rng = np.random.default_rng(seed)
+    img = np.full((h, w), 40, np.uint8)
+    occ = np.zeros((h, w), np.uint8)
+    for _ in range(6):
+        x, y, r = int(rng.integers(15, w - 15)), int(rng.integers(15, h - 15)), int(rng.integers(5, 14))
+        if rng.random() < 0.5:
+            cv2.circle(occ, (x, y), r, 1, -1)
+        else:
+            cv2.rectangle(occ, (x - r, y - r), (x + r, y + r), 1, -1)
+    img[occ > 0] = 200
+    return img, occ.astype(bool)
+
+
+def test_presets_load():
+    for name in PRESETS:
+        cfg = load_realism(name)
+        assert isinstance(cfg, RealismConfig) and cfg.name == name
+    assert not load_realism("none").degrade.active
+    assert load_realism("sem").degrade.active and load_realism("strong").distractors.active
+    # strong is wider than sem where it matters
+    sem, strong = load_realism("sem"), load_realism("strong")
+    assert strong.degrade.gauss_noise[1] > sem.degrade.gauss_noise[1]
+    assert strong.degrade.invert_p > sem.degrade.invert_p
+
+
+def test_every_knob_is_documented_and_extremes_build():
+    for section, cls in SECTIONS.items():
+        assert {f.name for f in dataclasses.fields(cls)} == {k for s, k in KNOBS if s == section}
+    # Every value the validator accepts must be accepted by albumentations too.
+    for end in (0, 1):
+        changes = {}
+        for (section, key), (kind, lo, hi) in KNOBS.items():
+            if section != "degrade":
+                continue
+            v = (lo, hi)[end]
+            changes[key] = (float(v), float(v)) if kind in ("range", "irange") else float(v)
+        if end == 0:
+            changes["motion_blur"] = (3.0, 3.0)
+        d = dataclasses.replace(load_realism("none").degrade, **changes)
+        _pipelines(d)
+
+
+def test_none_is_identity():
+    img, _ = scene()
+    cfg = load_realism("none")
+    out = degrade(img, np.random.default_rng(1), cfg)
+    assert out.tobytes() == img.tobytes() and out.dtype == img.dtype
+    bg = make_background(30, 40, np.random.default_rng(1), cfg)
+    assert bg.shape == (30, 40) and bg.dtype == np.uint8 and not bg.any()
+    drawn = draw_distractors(img, np.zeros(img.shape, bool), np.random.default_rng(1), cfg)
+    assert drawn.tobytes() == img.tobytes()
+
+
+@pytest.mark.parametrize("name", ["sem", "strong"])
+def test_degrade_seeded(name):
+    img, _ = scene()
+    cfg = load_realism(name)
+    a = degrade(img, np.random.default_rng(7), cfg)
+    b = degrade(img, np.random.default_rng(7), cfg)
+    c = degrade(img, np.random.default_rng(8), cfg)
+    assert a.tobytes() == b.tobytes()
+    assert a.tobytes() != c.tobytes()
+    bg1 = make_background(50, 60, np.random.default_rng(3), cfg)
+    assert bg1.tobytes() == make_background(50, 60, np.random.default_rng(3), cfg).tobytes()
+    assert bg1.tobytes() != make_background(50, 60, np.random.default_rng(4), cfg).tobytes()
+
+
+def test_degrade_keeps_shape_dtype_and_mean_at_sem():
+    sem = load_realism("sem")
+    cfg = dataclasses.replace(sem, degrade=dataclasses.replace(sem.degrade, invert_p=0.0))
+    for seed in range(15):
+        img, _ = scene(seed, 96, 128)
+        out = degrade(img, np.random.default_rng(seed), cfg)
+        assert out.shape == img.shape and out.dtype == np.uint8
+        assert abs(float(out.mean()) - float(img.mean())) < 45
+        assert out.std() > 10  # particles still visible
+
+
+def test_polarity_inversion_makes_particles_darker():
+    cfg = load_realism("sem")
+    cfg = dataclasses.replace(cfg, degrade=dataclasses.replace(cfg.degrade, invert_p=1.0))
+    for seed in range(5):
+        img, occ = scene(seed)
+        out = degrade(img, np.random.default_rng(seed), cfg)
+        assert out[occ].mean() + 60 < out[~occ].mean()
+
+
+def test_line_jitter_is_subpixel():
+    cfg = load_realism("none")
+    d = dataclasses.replace(cfg.degrade, jitter_p=1.0, jitter_px=0.4)
+    img = np.zeros((64, 64), np.uint8)
+    img[:, 30:34] = 255
+    out = degrade(img, np.random.default_rng(0), dataclasses.replace(cfg, degrade=d))
+    # Intensity centroid of the stripe moves by at most jitter_px on every row.
+    cols = np.arange(64)
+    centroid = (out * cols).sum(1) / out.sum(1)
+    assert np.all(np.abs(centroid - 31.5) <= 0.4 + 1e-3)
+
+
+def test_background_is_textured_and_in_range():
+    cfg = load_realism("sem")
+    for seed in range(5):
+        bg = make_background(120, 160, np.random.default_rng(seed), cfg)
+        assert bg.shape == (120, 160) and bg.dtype == np.uint8
+        assert 5 <= bg.mean() <= 130 and bg.std() > 0.5
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1), preset=st.sampled_from(["sem", "strong"]))
+def test_distractors_never_touch_occupied(seed, preset):
+    rng = np.random.default_rng(seed)
+    cfg = load_realism(preset)
+    d = dataclasses.replace(
+        cfg.distractors, info_bar_p=0.5, scale_bar_p=1, letter_p=1, text_p=1, debris_p=1, debris_count=(20, 60)
+    )
+    cfg = dataclasses.replace(cfg, distractors=d)
+    img, occ = scene(seed % 1000, 160, 200)
+    rows = reserve_info_bar(160, rng, cfg) if rng.random() < 0.5 else None
+    out = draw_distractors(img, occ, rng, cfg, rows)
+    near = cv2.dilate(occ.astype(np.uint8), np.ones((2 * int(d.margin) + 1,) * 2, np.uint8)).astype(bool)
+    assert np.array_equal(out[near], img[near])
+    assert out.shape == img.shape and out.dtype == np.uint8
+
+
+def test_distractors_draw_something_and_are_seeded():
+    cfg = load_realism("strong")
+    d = dataclasses.replace(cfg.distractors, scale_bar_p=1, letter_p=1, debris_p=1)
+    cfg = dataclasses.replace(cfg, distractors=d)
+    img = np.full((200, 260), 60, np.uint8)
+    occ = np.zeros(img.shape, bool)
+    a = draw_distractors(img, occ, np.random.default_rng(5), cfg, reserve_info_bar(200, np.random.default_rng(5), cfg))
+    b = draw_distractors(img, occ, np.random.default_rng(5), cfg, reserve_info_bar(200, np.random.default_rng(5), cfg))
+    assert a.tobytes() == b.tobytes()
+    assert (a != img).sum() > 100
+
+
+def test_info_bar_reserved_rows_are_drawn():
+    cfg = load_realism("sem")
+    only_bar = dataclasses.replace(cfg.distractors, info_bar_p=1.0, scale_bar_p=0, letter_p=0, text_p=0, debris_p=0)
+    cfg = dataclasses.replace(cfg, distractors=only_bar)
+    rows = reserve_info_bar(300, np.random.default_rng(0), cfg)
+    assert 10 <= rows <= 75
+    img = np.full((300, 400), 128, np.uint8)
+    out = draw_distractors(img, np.zeros(img.shape, bool), np.random.default_rng(0), cfg, rows)
+    assert (out[-rows:] != 128).mean() > 0.9 and np.array_equal(out[:-rows], img[:-rows])
+    # an occupied bottom strip suppresses the bar
+    occ = np.zeros(img.shape, bool)
+    occ[-5:, 100] = True
+    assert np.array_equal(draw_distractors(img, occ, np.random.default_rng(0), cfg, rows), img)
+
+
+def test_footprint_mask_covers_polygon_pixels():
+    m = footprint_mask(20, 30, [box(2, 3, 10, 8), Polygon([(20, 5), (28, 5), (24, 15)])])
+    assert m[3:8, 2:10].all() and m[10, 24] and not m[18, 5]
+
+
+def test_with_distractors():
+    none = load_realism("none")
+    assert not none.distractors.active
+    on = with_distractors(none, True)
+    assert on.distractors.active and on.degrade == none.degrade
+    assert not with_distractors(load_realism("sem"), False).distractors.active
+    assert with_distractors(none, None) is none
+
+
+def test_yaml_file_overrides_base(tmp_path):
+    p = tmp_path / "mine.yaml"
+    p.write_text("base: sem\ndegrade:\n  invert_p: 1.0\n  blur_sigma: [0.5, 0.8]\n")
+    cfg = load_realism(p)
+    sem = load_realism("sem")
+    assert cfg.name == "mine" and cfg.degrade.invert_p == 1.0 and cfg.degrade.blur_sigma == (0.5, 0.8)
+    assert cfg.background == sem.background and cfg.degrade.gauss_noise == sem.degrade.gauss_noise
+
+
+@pytest.mark.parametrize(
+    "text, line, words",
+    [
+        ("degrade:\n  blur_p: 0.2\n  bogus_knob: 1\n", 3, ["bogus_knob", "degrade"]),
+        ("base: sem\nnoise: 1\n", 2, ["noise"]),
+        ("degrade:\n  blur_p: 1.5\n", 2, ["blur_p"]),
+        ("background:\n  level: [90, 10]\n", 2, ["level"]),
+        ("degrade:\n  defocus_radius: [1.5, 2]\n", 2, ["integers"]),
+        ("base: extreme\n", 1, ["base"]),
+        ("degrade: [1, 2\n", None, ["invalid YAML"]),
+    ],
+)
+def test_bad_yaml_names_file_line_and_key(tmp_path, text, line, words):
+    p = tmp_path / "bad.yaml"
+    p.write_text(text)
+    with pytest.raises(InputError) as e:
+        load_realism(p)
+    assert e.value.path == p
+    if line is not None:
+        assert e.value.line == line
+        assert str(e.value).startswith(f"{p}:{line}: ")
+    for w in words:
+        assert w in str(e.value)
+
+
+def test_unknown_preset_name():
+    with pytest.raises(InputError, match="preset"):
+        load_realism("no-such-preset")
+
+
+def test_parse_empty_is_none():
+    cfg = parse_realism("", "x.yaml")
+    assert cfg.degrade == RealismConfig().degrade
