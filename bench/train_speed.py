@@ -104,9 +104,9 @@ def worker(mode: str, arch: str, data: str, out: str, epochs: int, batch: int, i
     return timer.result()
 
 
-def run_child(mode: str, arch: str, data: Path, work: Path, args) -> dict:
+def run_child(mode: str, arch: str, data: Path, work: Path, args, rep: int = 0) -> dict:
     cmd = [sys.executable, __file__, "--_worker", mode, "--arch", arch, "--_data", str(data),
-           "--_out", str(work / f"{mode}-{arch}"), "--epochs", str(args.epochs), "--batch", str(args.batch),
+           "--_out", str(work / f"{mode}-{arch}-{rep}"), "--epochs", str(args.epochs), "--batch", str(args.batch),
            "--imgsz", str(args.imgsz)]
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY")}  # each side chooses
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
@@ -123,6 +123,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--imgsz", type=int, default=416)
+    ap.add_argument("--repeat", type=int, default=1, help="stock/ours pairs per arch (median ratio reported)")
     ap.add_argument("--_worker", help=argparse.SUPPRESS)
     ap.add_argument("--_data", help=argparse.SUPPRESS)
     ap.add_argument("--_out", help=argparse.SUPPRESS)
@@ -138,15 +139,20 @@ def main() -> None:
         work = Path(tmp)
         data = make_dataset(work / "data", args.images, size=args.imgsz)
         rows = []
-        for arch in archs:
-            stock = run_child("stock", arch, data, work, args)
-            ours = run_child("ours", arch, data, work, args)
+        for arch, rep in [(a, r) for r in range(args.repeat) for a in archs]:  # alternate: load drifts
+            stock = run_child("stock", arch, data, work, args, rep)
+            ours = run_child("ours", arch, data, work, args, rep)
             ratio = ours["images_per_s"] / stock["images_per_s"]
             rows.append((arch, stock, ours, ratio))
+            print(f"[{rep + 1}/{args.repeat}] load {os.getloadavg()[0]:.2f} ", end="")
             print(f"{arch}: stock {stock['images_per_s']:.2f} img/s (threads {stock['torch_threads']}, "
                   f"workers {stock['workers']}, {stock['timed_batches']} batches) | ours {ours['images_per_s']:.2f} "
                   f"img/s (threads {ours['torch_threads']}, workers {ours['workers']}, cache ram) | "
                   f"ratio {ratio:.2f}x", flush=True)
+    if args.repeat > 1:
+        for arch in archs:
+            ratios = sorted(r for a, _, _, r in rows if a == arch)
+            print(f"{arch}: median ratio {float(np.median(ratios)):.2f}x over {len(ratios)} pairs {[round(r, 2) for r in ratios]}")
     print(f"load average after: {os.getloadavg()}")
     print("reproduce: python bench/train_speed.py " + " ".join(sys.argv[1:]))
 

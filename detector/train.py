@@ -198,8 +198,8 @@ def train(
 ) -> TrainResult:
     """Train `arch` on `data_yaml` into `out_dir` (layout in the module docstring), offline.
 
-    cache="ram" decodes every image once (same pixels, so same results); `workers` None picks
-    `default_workers(device)`. `callbacks` are extra ultralytics callbacks {event: fn(trainer)};
+    cache="ram" decodes every image once (same pixels; mosaic then draws its partner images from
+    the whole set rather than a buffer of recent ones); `workers` None picks `default_workers(device)`. `callbacks` are extra ultralytics callbacks {event: fn(trainer)};
     `overrides` go to ultralytics' train() as they are (e.g. val=False, close_mosaic=0).
     """
     out_dir = Path(out_dir).resolve()
@@ -238,9 +238,9 @@ def train(
             "pretrained": False,
             "seed": seed,
             "plots": plots,
+            "amp": dev != "cpu",  # on CUDA ultralytics' check runs, made offline by yolo_env
             **overrides,
         }
-    # amp: ultralytics' default (on for CUDA, via our offline check; ignored on CPU)
     kwargs.update(device=dev, workers=workers, cache=cache, save_period=-1)
     model.add_callback("on_pretrain_routine_start", _TrainerSetup(workers))
     model.add_callback("on_model_save", _CheckpointKeeper(out_dir, checkpoint_every))

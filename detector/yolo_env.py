@@ -111,7 +111,7 @@ def _patch_ultralytics() -> None:
 
     settings = ul_utils.SETTINGS
     if any(settings.get(k) != v for k, v in _OFFLINE_SETTINGS.items()):
-        settings.update(_OFFLINE_SETTINGS)  # our own config dir: persisting these is harmless
+        settings.update(_OFFLINE_SETTINGS)  # persisted in that config dir (ours unless YOLO_CONFIG_DIR was set)
     _install_fonts(Path(ul_utils.USER_CONFIG_DIR))
     ul_trainer.check_amp = _offline_check_amp
     # select_device() resets torch threads to NUM_THREADS; label caching uses a ThreadPool of that size.

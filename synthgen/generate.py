@@ -6,7 +6,9 @@ Output folder: ``images/``, ``labels/`` (YOLO), ``annotations.json`` (COCO), ``d
 Reproducibility: image ``i`` is drawn from ``np.random.default_rng(seed_i)`` where
 ``seed_i = image_seed(run_seed, i)`` (a ``SeedSequence`` child), so every image depends only on
 the run seed and its index: the output is byte-identical for any number of workers, and
-``synthesize(pattern, seed_i, options)`` regenerates any single image.
+``synthesize(pattern, seed_i, options)`` regenerates any single image. Realism and the per-image
+scale/density draws use their own streams (``default_rng([seed_i, 1])``, ``[seed_i, 2]``), so
+with them off the output is exactly the plain mode's.
 
 Atomicity: all input is validated before anything is written; files are written into a hidden
 temp folder next to the destination, which is renamed into place at the end, and removed if the
@@ -22,7 +24,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -33,7 +35,16 @@ from synthgen.classes import CLASS_NAMES
 from synthgen.errors import InputError
 from synthgen.labels import LabelledImage, class_counts, coco_dataset, data_yaml_text, json_text, yolo_text
 from synthgen.pattern import Pattern, load_patterns
-from synthgen.placement import DEFAULT_MAX_FAILURES, PlacedParticle, PlacementOptions, ShapeTable, place_particles
+from synthgen.distractors import draw_distractors, footprint_mask, reserve_info_bar
+from synthgen.placement import (
+    DEFAULT_MAX_FAILURES,
+    PlacedParticle,
+    PlacementOptions,
+    ShapeTable,
+    place_particles,
+    visible_particles,
+)
+from synthgen.realism import BackgroundConfig, RealismConfig, degrade, load_realism, make_background, with_distractors
 from synthgen.render import render
 
 IMAGE_FORMATS = ("png", "jpg")
@@ -52,6 +63,13 @@ class GenerateOptions:
     background: int = 20  # grey level of the empty canvas
     image_format: str = "png"
     max_failures: int = DEFAULT_MAX_FAILURES
+    realism: RealismConfig = field(default_factory=RealismConfig)  # "none": the plain dark canvas
+    cluster_prob: float = 0.0
+    touching: bool = False
+    occlusion: float = 0.0  # max fraction of a particle one later particle may cover
+    drop_occluded: float = 0.6  # particles hidden by more than this fraction are not labelled
+    scale_range: tuple[float, float] = (1.0, 1.0)  # per-image scale factor drawn from [lo, hi]
+    density_range: tuple[float, float] = (1.0, 1.0)  # per-image cap: [lo, hi] x max_particles
 
     def check(self) -> None:
         """InputError for option values a user could mistype."""
@@ -70,12 +88,61 @@ class GenerateOptions:
             problems.append(f"--format must be one of {', '.join(IMAGE_FORMATS)} (got {self.image_format!r})")
         if self.max_failures < 1:
             problems.append(f"--max-failures must be at least 1 (got {self.max_failures})")
+        if not 0 <= self.cluster_prob <= 1:
+            problems.append(f"--cluster-prob must be in [0, 1] (got {self.cluster_prob})")
+        if not 0 <= self.occlusion < 1:
+            problems.append(f"--occlusion must be in [0, 1) (got {self.occlusion})")
+        if not 0 < self.drop_occluded <= 1:
+            problems.append(f"--drop-occluded must be in (0, 1] (got {self.drop_occluded})")
+        lo, hi = self.scale_range
+        if not 0 < lo <= hi <= 10:
+            problems.append(f"--scale-range must be LO,HI with 0 < LO <= HI <= 10 (got {lo},{hi})")
+        lo, hi = self.density_range
+        if not 0 < lo <= hi <= 1:
+            problems.append(f"--density-range must be LO,HI with 0 < LO <= HI <= 1 (got {lo},{hi})")
         if problems:
             raise InputError("; ".join(problems))
 
     @property
     def placement(self) -> PlacementOptions:
-        return PlacementOptions(self.max_particles, self.min_gap, self.scale_jitter, self.max_failures)
+        """Placement options of an image at scale factor 1 and the full --max-particles."""
+        return PlacementOptions(
+            self.max_particles,
+            self.min_gap,
+            self.scale_jitter,
+            self.max_failures,
+            cluster_prob=self.cluster_prob,
+            touching=self.touching,
+            occlusion=self.occlusion,
+        )
+
+    @property
+    def varies(self) -> bool:
+        return self.scale_range != (1.0, 1.0) or self.density_range != (1.0, 1.0)
+
+    def image_placement(self, rng: np.random.Generator) -> PlacementOptions:
+        """This image's placement options: scale factor and particle cap drawn from the ranges."""
+        if not self.varies:
+            return self.placement
+        scale = float(rng.uniform(*self.scale_range))
+        cap = max(1, round(float(rng.uniform(*self.density_range)) * self.max_particles))
+        return replace(self.placement, scale=scale, max_particles=cap)
+
+
+def parse_range(text: str | Sequence[float], option: str) -> tuple[float, float]:
+    """'LO,HI' (or one number for both) -> (lo, hi); InputError naming ``option`` when malformed."""
+    if not isinstance(text, str):
+        values = list(text)
+    else:
+        try:
+            values = [float(v) for v in text.replace(" ", "").split(",")]
+        except ValueError:
+            values = []
+    if len(values) == 1:
+        values *= 2
+    if len(values) != 2 or not all(np.isfinite(values)) or values[0] > values[1]:
+        raise InputError(f"{option} must be 'LO,HI' with LO <= HI (got {text!r})")
+    return float(values[0]), float(values[1])
 
 
 @dataclass(frozen=True)
@@ -103,6 +170,7 @@ class GenerateResult:
     out_dir: Path
     seed: int
     images: tuple[ImageRecord, ...]
+    options: GenerateOptions | None = None
 
     @property
     def counts(self) -> dict[str, int]:
@@ -128,14 +196,32 @@ def shape_table(pattern: Pattern) -> ShapeTable:
 def synthesize(
     pattern: Pattern, seed: int, options: GenerateOptions, table: ShapeTable | None = None
 ) -> tuple[np.ndarray, list[PlacedParticle]]:
-    """One image of ``pattern`` from its image seed: (grey uint8 array, placed particles).
-    ``table`` is ``shape_table(pattern)``, passed in to save its set-up on every image."""
+    """One image of ``pattern`` from its image seed: (grey uint8 array, labelled particles).
+    ``table`` is ``shape_table(pattern)``, passed in to save its set-up on every image.
+
+    Three independent random streams, so that turning an option on never moves what the others
+    drew: ``default_rng(seed)`` places the particles (the paper's plain mode uses only this one),
+    ``default_rng([seed, 1])`` draws the realism (info bar, substrate, distractors, degradation),
+    ``default_rng([seed, 2])`` the per-image scale factor and particle cap."""
     rng = np.random.default_rng(seed)
     class_ids = [e.class_id for e in pattern.entries]
     table = table or shape_table(pattern)
-    particles = place_particles(table, class_ids, pattern.width, pattern.height, rng, options.placement)
-    image = render(pattern.width, pattern.height, particles, pattern.templates, options.background)
-    return image, particles
+    w, h = pattern.width, pattern.height
+    placement = options.image_placement(np.random.default_rng([seed, 2])) if options.varies else options.placement
+    cfg = options.realism
+    realism = cfg != RealismConfig()
+    rrng = np.random.default_rng([seed, 1]) if realism else None
+    rows = reserve_info_bar(h, rrng, cfg) if realism else 0  # bottom rows kept free for the info bar
+    particles = place_particles(table, class_ids, w, h - rows, rng, placement)
+    canvas = make_background(h, w, rrng, cfg) if realism and cfg.background != BackgroundConfig() else None
+    image = render(w, h, particles, pattern.templates, options.background, canvas=canvas)
+    if realism and cfg.distractors.active:
+        occupied = footprint_mask(h, w, [p.footprint for p in particles])  # also the unlabelled hidden ones
+        image = draw_distractors(image, occupied, rrng, cfg, rows)
+    if realism:
+        image = degrade(image, rrng, cfg)
+    labelled = visible_particles(particles, options.drop_occluded) if options.occlusion > 0 else particles
+    return image, labelled
 
 
 def encode(image: np.ndarray, image_format: str) -> bytes:
@@ -208,14 +294,47 @@ def generate(
     max_failures: int = DEFAULT_MAX_FAILURES,
     workers: int = 1,
     progress: Callable[[int, int], None] | None = None,
+    realism: str | Path | RealismConfig = "none",
+    distractors: bool | None = None,
+    cluster_prob: float = 0.0,
+    touching: bool = False,
+    occlusion: float = 0.0,
+    drop_occluded: float = 0.6,
+    scale_range: str | Sequence[float] = (1.0, 1.0),
+    density_range: str | Sequence[float] = (1.0, 1.0),
 ) -> GenerateResult:
     """Generate ``count`` labelled images (see the module docstring) into the new folder ``out_dir``.
+
+    ``realism``: a preset name (none, sem, strong), a YAML file or a ``RealismConfig``;
+    ``distractors`` forces its distractors on/off (None: as the preset says). ``cluster_prob``,
+    ``touching``, ``occlusion``: agglomerates (``placement.place_agglomerates``); particles hidden by
+    more than ``drop_occluded`` of their area are not labelled. ``scale_range``: per-image factor on
+    the template scale (on top of ``scale_jitter``); ``density_range``: per-image particle cap as a
+    fraction of ``max_particles`` (a canvas still stops earlier when it is full). All off by
+    default: the output is then that of the paper's plain mode.
 
     ``progress(done, total)`` is called after each image. Raises InputError(s) before writing
     anything when a pattern, option or the output folder is unusable."""
     fmt = image_format.lower().lstrip(".")
     fmt = {"jpeg": "jpg"}.get(fmt, fmt)
-    options = GenerateOptions(count, per_pattern, max_particles, min_gap, scale_jitter, background, fmt, max_failures)
+    cfg = realism if isinstance(realism, RealismConfig) else load_realism(realism)
+    options = GenerateOptions(
+        count,
+        per_pattern,
+        max_particles,
+        min_gap,
+        scale_jitter,
+        background,
+        fmt,
+        max_failures,
+        realism=with_distractors(cfg, distractors),
+        cluster_prob=cluster_prob,
+        touching=touching,
+        occlusion=occlusion,
+        drop_occluded=drop_occluded,
+        scale_range=parse_range(scale_range, "--scale-range"),
+        density_range=parse_range(density_range, "--density-range"),
+    )
     options.check()
     if workers < 1:
         raise InputError(f"--workers must be at least 1 (got {workers})")
@@ -260,7 +379,7 @@ def generate(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return GenerateResult(out_dir, run_seed, tuple(records))
+    return GenerateResult(out_dir, run_seed, tuple(records), options)
 
 
 def manifest(patterns: Sequence[Pattern], options: GenerateOptions, run_seed: int, records: Sequence[ImageRecord]) -> dict:
@@ -269,7 +388,7 @@ def manifest(patterns: Sequence[Pattern], options: GenerateOptions, run_seed: in
     return {
         "generator": f"synthgen {__version__}",
         "seed": run_seed,
-        "seed_rule": "image i uses np.random.default_rng(seed_i), seed_i = SeedSequence(seed, spawn_key=(i,)).generate_state(1, uint64)[0]",
+        "seed_rule": "image i places particles with np.random.default_rng(seed_i), realism with default_rng([seed_i, 1]), scale/density with default_rng([seed_i, 2]); seed_i = SeedSequence(seed, spawn_key=(i,)).generate_state(1, uint64)[0]",
         "classes": dict(enumerate(CLASS_NAMES)),
         "options": asdict(options),
         "patterns": [

@@ -1,5 +1,8 @@
 """PlacedParticle -> YOLO lines, COCO dict, ultralytics data.yaml, manifest; plus atomic write_*.
 
+Labels describe ``PlacedParticle.shape``: the footprint, or its visible part when later particles
+cover some of it (occlusion); boxes are the tight boxes of that geometry.
+
 Class ids: YOLO and data.yaml use the project indices (0 cube, 1 sphere). COCO category ids are
 those plus one (1 cube, 2 sphere), because COCO tools treat id 0 as background.
 """
@@ -16,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import shapely
 import yaml
-from shapely.geometry import Polygon
+from shapely.geometry import MultiPolygon, Polygon
 
 from synthgen import __version__
 from synthgen.classes import CLASS_NAMES
@@ -25,7 +28,7 @@ from synthgen.placement import PlacedParticle
 COCO_ID_OFFSET = 1
 
 
-def clipped_box(footprint: Polygon, width: int, height: int) -> tuple[float, float, float, float]:
+def clipped_box(footprint: Polygon | MultiPolygon, width: int, height: int) -> tuple[float, float, float, float]:
     """Tight axis-aligned box of a footprint, clipped to the image: (x0, y0, x1, y1) pixels."""
     x0, y0, x1, y1 = footprint.bounds
     return max(x0, 0.0), max(y0, 0.0), min(x1, float(width)), min(y1, float(height))
@@ -35,7 +38,7 @@ def clipped_boxes(particles: Sequence[PlacedParticle], width: int, height: int) 
     """(n, 4) ``clipped_box`` of every particle, in one vectorised call."""
     if not particles:
         return np.zeros((0, 4))
-    b = shapely.bounds(np.array([p.footprint for p in particles], dtype=object))
+    b = shapely.bounds(np.array([p.shape for p in particles], dtype=object))
     return np.clip(b, 0.0, [width, height, width, height])
 
 
@@ -67,16 +70,15 @@ def coco_dataset(images: Sequence[LabelledImage], description: str = "synthgen s
     for image_id, im in enumerate(images, start=1):
         out_images.append({"id": image_id, "file_name": im.file_name, "width": im.width, "height": im.height})
         boxes = np.round(clipped_boxes(im.particles, im.width, im.height), 2).tolist()
-        areas = np.round(shapely.area(np.array([p.footprint for p in im.particles], dtype=object)), 2).tolist()
+        areas = np.round(shapely.area(np.array([p.shape for p in im.particles], dtype=object)), 2).tolist()
         for p, (x0, y0, x1, y1), area in zip(im.particles, boxes, areas):
             ann_id += 1
-            ring = np.round(shapely.get_coordinates(p.footprint.exterior)[:-1], 2)
             annotations.append(
                 {
                     "id": ann_id,
                     "image_id": image_id,
                     "category_id": p.class_id + COCO_ID_OFFSET,
-                    "segmentation": [ring.ravel().tolist()],
+                    "segmentation": segmentation(p.shape),
                     "area": area,
                     "bbox": [x0, y0, round(x1 - x0, 2), round(y1 - y0, 2)],
                     "iscrowd": 0,
@@ -92,6 +94,14 @@ def coco_dataset(images: Sequence[LabelledImage], description: str = "synthgen s
             {"id": i + COCO_ID_OFFSET, "name": name, "supercategory": "particle"} for i, name in enumerate(CLASS_NAMES)
         ],
     }
+
+
+def segmentation(shape: Polygon | MultiPolygon) -> list[list[float]]:
+    """COCO polygon list: the outline of each visible part (a particle partly under another may
+    show as several parts), vertices rounded to 0.01 px."""
+    parts = [shape] if isinstance(shape, Polygon) else shapely.get_parts(shape)
+    rings = [np.round(shapely.get_coordinates(g.exterior)[:-1], 2) for g in parts]
+    return [r.ravel().tolist() for r in rings]
 
 
 def data_yaml_text(root: str | Path) -> str:

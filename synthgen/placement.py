@@ -9,6 +9,10 @@ pixels to (or overlaps) a footprint already placed; otherwise the particle is pl
 Stopping rule: the canvas is *full* ("no room left") after ``max_failures`` consecutive failed
 attempts; generation also stops once ``max_particles`` are placed.
 
+Agglomerates (``cluster_prob``, ``touching``, ``occlusion``; all off by default, and then the fast
+sampler below runs unchanged): see ``place_agglomerates``. ``scale`` multiplies every particle's
+scale (a per-image size factor, drawn by the caller).
+
 Speed (the result is exactly that of a one-attempt-at-a-time loop over the same random numbers):
 - attempts are drawn in blocks (``BATCH``, growing up to 16x during long runs of failures); a
   block's rotated bounding boxes, hence its positions, come from the templates' convex-hull
@@ -31,7 +35,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 import shapely
-from shapely.geometry import Polygon
+from shapely.geometry import MultiPolygon, Polygon
 
 BATCH = 64  # attempts drawn per block; part of the random stream, so changing it changes outputs
 DEFAULT_MAX_FAILURES = 200
@@ -50,10 +54,17 @@ class PlacedParticle:
     scale: float
     footprint: Polygon  # canvas pixel coordinates, rotated and placed
     offset: tuple[float, float]  # canvas position of the template's centre
+    # What stays visible under particles placed later (occlusion); None: the whole footprint.
+    visible: Polygon | MultiPolygon | None = None
+
+    @property
+    def shape(self) -> Polygon | MultiPolygon:
+        """The labelled geometry: the visible part of the footprint."""
+        return self.footprint if self.visible is None else self.visible
 
     @property
     def xyxy(self) -> tuple[float, float, float, float]:
-        return self.footprint.bounds
+        return self.shape.bounds
 
     def matrix(self, template_size: tuple[int, int]) -> np.ndarray:
         """2x3 affine map from template pixel coordinates to canvas coordinates."""
@@ -75,12 +86,22 @@ class PlacementOptions:
     min_gap: float = 0.0  # pixels between footprints
     scale_jitter: float = 0.0  # scales drawn from [1 - j, 1 + j]
     max_failures: int = DEFAULT_MAX_FAILURES  # consecutive failed attempts meaning "no room left"
+    scale: float = 1.0  # factor on every particle's scale (per-image size variety)
+    cluster_prob: float = 0.0  # chance an attempt is placed against a placed particle
+    touching: bool = False  # contact allowed (gap 0, no overlap); overrides min_gap
+    occlusion: float = 0.0  # max fraction of a lower particle's area one later particle may cover
 
     def __post_init__(self) -> None:
         if self.max_particles < 0 or self.min_gap < 0 or self.max_failures < 1:
             raise ValueError("max_particles and min_gap must be >= 0 and max_failures >= 1")
         if not 0.0 <= self.scale_jitter < 1.0:
             raise ValueError("scale_jitter must be in [0, 1)")
+        if not (self.scale > 0 and 0 <= self.cluster_prob <= 1 and 0 <= self.occlusion < 1):
+            raise ValueError("scale must be > 0, cluster_prob in [0, 1] and occlusion in [0, 1)")
+
+    @property
+    def agglomerates(self) -> bool:
+        return self.cluster_prob > 0 or self.touching or self.occlusion > 0
 
 
 class ShapeTable:
@@ -177,10 +198,12 @@ def place_particles(
     ``Template.centred``); pass a ``ShapeTable(shapes)`` instead to reuse its set-up across canvases. Stops after ``options.max_particles`` particles or
     ``options.max_failures`` consecutive failed attempts (see the module docstring)."""
     table = shapes if isinstance(shapes, ShapeTable) else ShapeTable(shapes)
+    if options.agglomerates:
+        return place_agglomerates(table, class_ids, width, height, rng, options)
     gap = float(options.min_gap)
     jitter = options.scale_jitter
     containing = np.isfinite(table.r_in)  # templates whose centre lies inside their footprint
-    r_in_min = float(table.r_in[containing].min()) * (1.0 - jitter) if containing.any() else -np.inf
+    r_in_min = float(table.r_in[containing].min()) * (1.0 - jitter) * options.scale if containing.any() else -np.inf
     # Pixels where an attempt's centre certainly overlaps (or comes within the gap of) a placed
     # particle: the inscribed disks of the two would meet. Checked for a whole block with one
     # lookup, before any polygon is built. Cells of DOOM_CELL px keep the disks cheap to draw; the
@@ -197,6 +220,8 @@ def place_particles(
         ti = rng.integers(table.count, size=n)
         angles = rng.uniform(0.0, 360.0, size=n)
         scales = rng.uniform(1.0 - jitter, 1.0 + jitter, size=n) if jitter > 0 else np.ones(n)
+        if options.scale != 1.0:
+            scales = scales * options.scale
         u = rng.random((n, 2))
         offsets, fits = table.candidates(ti, angles, scales, u, width, height)
         ix = np.minimum(np.maximum((offsets[:, 0] // DOOM_CELL).astype(np.int64), 0), doomed.shape[1] - 1)
@@ -292,3 +317,186 @@ def _near_fresh(poly, centre, rin, rout, fresh, gap: float) -> bool:
         if (shapely.dwithin(poly, other, gap) if gap > 0 else shapely.intersects(poly, other)):
             return True
     return False
+
+
+# --------------------------------------------------------------------------- agglomerates
+
+SLIDE_TOL = 0.01  # px: a particle slid against its anchor ends this close to contact (or to the gap)
+MIN_VISIBLE_PART = 1.0  # px^2: visible slivers smaller than this are not part of a label
+
+
+def place_agglomerates(
+    table: ShapeTable,
+    class_ids: Sequence[int],
+    width: int,
+    height: int,
+    rng: np.random.Generator,
+    options: PlacementOptions,
+) -> list[PlacedParticle]:
+    """Sampler with clusters, contact and limited occlusion, one attempt at a time.
+
+    An attempt draws a template, angle and scale as the plain sampler does. With probability
+    ``cluster_prob`` (once a particle exists) it is then placed *against* a random placed particle,
+    the anchor: from a random direction it is slid towards the anchor's centre (bisection) until
+    it is just clear of it (within ``min_gap``, or in contact with ``touching``) or, when
+    ``occlusion`` > 0, with probability 1/2 until it covers a fraction of the anchor drawn from
+    [0, occlusion]. Otherwise its position is uniform, as in the plain sampler. Either way it is
+    accepted only if it lies inside the canvas and, against every placed particle, it keeps the
+    gap (``touching``: does not overlap; contact is fine) or, with ``occlusion``, covers at most
+    ``occlusion`` of that particle's footprint area and not only its interior (no holes in labels).
+    Later particles lie on top (render in list order); ``visible_particles`` gives the labels.
+    Same stopping rule as ``place_particles``."""
+    gap = 0.0 if options.touching else float(options.min_gap)
+    jitter, occ = options.scale_jitter, options.occlusion
+    verts = [table.verts[s : s + n] for s, n in zip(table.starts.tolist(), table.lengths.tolist())]
+    r_out_max = float(table.r_out.max()) * (1.0 + jitter) * options.scale
+    grid = _Grid(max(8.0, 2.0 * r_out_max + gap))
+    placed: list[PlacedParticle] = []
+    polys: list[Polygon] = []
+    areas: list[float] = []
+    centres: list[tuple[float, float]] = []
+    r_in: list[float] = []
+    r_out: list[float] = []
+    failures = 0
+
+    def conflicts(poly, centre, rin, rout) -> bool:
+        x0, y0, x1, y1 = poly.bounds
+        for j in grid.query(x0 - gap, y0 - gap, x1 + gap, y1 + gap):
+            d = math.hypot(centre[0] - centres[j][0], centre[1] - centres[j][1])
+            if d - rout - r_out[j] > gap:
+                continue
+            if d - rin - r_in[j] < gap:  # inscribed disks meet: overlap for sure ...
+                if occ == 0 or _lens_area(d, rin, r_in[j]) > occ * areas[j]:  # ... and too much of it
+                    return True
+            if _conflict(poly, polys[j], areas[j], gap, options.touching, occ):
+                return True
+        return False
+
+    while len(placed) < options.max_particles and failures < options.max_failures:
+        ti = int(rng.integers(table.count))
+        angle = float(rng.uniform(0.0, 360.0))
+        scale = (float(rng.uniform(1.0 - jitter, 1.0 + jitter)) if jitter > 0 else 1.0) * options.scale
+        u = rng.random(2)
+        rel = verts[ti] @ linear_part(angle, scale).T
+        lo, hi = rel.min(axis=0), rel.max(axis=0)
+        rout = float(table.r_out[ti]) * scale
+        rin = float(table.r_in[ti]) * scale  # -inf: centre outside the footprint
+        if placed and rng.random() < options.cluster_prob:
+            k = int(rng.integers(len(placed)))
+            theta = rng.uniform(0.0, 2 * math.pi)
+            cover = float(rng.uniform(0.0, occ)) if occ > 0 and rng.random() < 0.5 else 0.0
+            direction = np.array([math.cos(theta), math.sin(theta)])
+            anchor = np.asarray(centres[k])
+
+            # d_hi: enclosing disks apart, certainly clear; d_lo: inscribed disks overlap, certainly not.
+            d_lo = max(0.0, r_in[k] + rin + gap) if cover == 0 else 0.0
+            d_hi = r_out[k] + rout + gap + SLIDE_TOL
+            tol = SLIDE_TOL if cover == 0 else 0.25  # a drawn cover fraction needs no precise contact
+            while d_hi - d_lo > tol:
+                mid = 0.5 * (d_lo + d_hi)
+                q = _poly(rel + anchor + mid * direction)
+                if _conflict(q, polys[k], areas[k], gap, options.touching, cover):
+                    d_lo = mid
+                else:
+                    d_hi = mid
+            centre = anchor + d_hi * direction
+        else:
+            centre = -lo + u * (np.array([width, height]) - hi + lo)
+        if (centre + lo < 0).any() or centre[0] + hi[0] > width or centre[1] + hi[1] > height:
+            failures += 1
+            continue
+        poly = _poly(rel + centre)
+        c = (float(centre[0]), float(centre[1]))
+        if conflicts(poly, c, rin, rout):
+            failures += 1
+            continue
+        failures = 0
+        grid.add(len(polys), poly.bounds)
+        polys.append(poly)
+        areas.append(poly.area)
+        centres.append(c)
+        r_in.append(rin)
+        r_out.append(rout)
+        placed.append(PlacedParticle(int(class_ids[ti]), ti, angle, scale, poly, c))
+    return placed
+
+
+def _lens_area(d: float, r1: float, r2: float) -> float:
+    """Area shared by two disks of radii r1, r2 whose centres are d apart."""
+    if d >= r1 + r2:
+        return 0.0
+    if d <= abs(r1 - r2):
+        return math.pi * min(r1, r2) ** 2
+    a1 = r1 * r1 * math.acos((d * d + r1 * r1 - r2 * r2) / (2 * d * r1))
+    a2 = r2 * r2 * math.acos((d * d + r2 * r2 - r1 * r1) / (2 * d * r2))
+    return a1 + a2 - 0.5 * math.sqrt(max(0.0, (-d + r1 + r2) * (d + r1 - r2) * (d - r1 + r2) * (d + r1 + r2)))
+
+
+def _poly(xy: np.ndarray) -> Polygon:
+    return shapely.polygons(xy)
+
+
+def _conflict(p: Polygon, q: Polygon, q_area: float, gap: float, touching: bool, occ: float) -> bool:
+    """Whether a new footprint ``p`` may not lie next to / on top of the placed ``q``."""
+    if not (shapely.dwithin(p, q, gap) if gap > 0 else shapely.intersects(p, q)):
+        return False
+    if not (touching or occ > 0):
+        return True
+    if not shapely.relate_pattern(p, q, "T********"):  # interiors apart: contact or a near miss
+        return gap > 0
+    if occ == 0:
+        return True
+    # Partial cover of q is allowed; a p inside q would leave a hole in q's label.
+    return not (shapely.intersection(p, q).area <= occ * q_area and shapely.intersects(p, q.exterior))
+
+
+class _Grid:
+    """Uniform grid of bounding boxes: which placed footprints may be near a box."""
+
+    def __init__(self, cell: float):
+        self.cell, self.cells = cell, {}
+
+    def _keys(self, x0, y0, x1, y1):
+        c = self.cell
+        for i in range(int(x0 // c), int(x1 // c) + 1):
+            for j in range(int(y0 // c), int(y1 // c) + 1):
+                yield i, j
+
+    def add(self, index: int, bounds) -> None:
+        for key in self._keys(*bounds):
+            self.cells.setdefault(key, []).append(index)
+
+    def query(self, x0, y0, x1, y1) -> list[int]:
+        found = set()
+        for key in self._keys(x0, y0, x1, y1):
+            found.update(self.cells.get(key, ()))
+        return sorted(found)
+
+
+def visible_particles(placed: Sequence[PlacedParticle], drop_occluded: float = 0.6) -> list[PlacedParticle]:
+    """Labels of a stack rendered in list order: each particle with ``visible`` = its footprint
+    minus the footprints of later particles (parts under ``MIN_VISIBLE_PART`` px^2 dropped), and
+    without the particles hidden by more than ``drop_occluded`` of their area, as a labeller would
+    leave them out. Unoccluded particles are returned unchanged."""
+    if len(placed) < 2:
+        return list(placed)
+    geoms = np.array([p.footprint for p in placed], dtype=object)
+    a, b = shapely.STRtree(geoms).query(geoms, predicate="intersects")
+    above: dict[int, list[int]] = {}
+    for i, j in zip(a.tolist(), b.tolist()):
+        if j > i:
+            above.setdefault(i, []).append(j)
+    out = []
+    for i, p in enumerate(placed):
+        if i not in above:
+            out.append(p)
+            continue
+        rest = shapely.difference(p.footprint, shapely.union_all(geoms[above[i]]))
+        parts = [g for g in shapely.get_parts(rest) if isinstance(g, Polygon) and g.area >= MIN_VISIBLE_PART]
+        area = sum(g.area for g in parts)
+        if area >= p.footprint.area * (1.0 - 1e-9):  # contact only
+            out.append(p)
+        elif parts and area >= (1.0 - drop_occluded) * p.footprint.area:
+            vis = parts[0] if len(parts) == 1 else MultiPolygon(parts)
+            out.append(PlacedParticle(p.class_id, p.template_index, p.angle_deg, p.scale, p.footprint, p.offset, vis))
+    return out

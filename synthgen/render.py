@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import cv2
 import numpy as np
+import shapely
 
 from synthgen.placement import PlacedParticle
 from synthgen.templates import Template
@@ -23,9 +24,15 @@ def render(
     particles: Sequence[PlacedParticle],
     templates: Sequence[Template],
     background: int = 0,
+    canvas: np.ndarray | None = None,
 ) -> np.ndarray:
-    """(height, width) uint8 canvas of ``background`` grey with the particles pasted on it."""
-    canvas = np.full((height, width), background, np.uint8)
+    """(height, width) uint8 canvas of ``background`` grey with the particles pasted on it in list
+    order (later ones on top). ``canvas``: a (height, width) uint8 substrate to paste on instead
+    (e.g. ``realism.make_background``); it is drawn on in place and returned."""
+    if canvas is None:
+        canvas = np.full((height, width), background, np.uint8)
+    elif canvas.shape != (height, width) or canvas.dtype != np.uint8:
+        raise ValueError(f"canvas must be ({height}, {width}) uint8, got {canvas.shape} {canvas.dtype}")
     for p in particles:
         t = templates[p.template_index]
         paste(canvas, t.paint, p, t.size)
@@ -51,7 +58,7 @@ def paste(canvas: np.ndarray, stack: np.ndarray, p: PlacedParticle, template_siz
     size = (c1 - c0, r1 - r0)
     fg, alpha, _, _ = cv2.split(cv2.warpAffine(stack, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT))
     inside = np.zeros((size[1], size[0]), np.uint8)
-    xy = np.asarray(p.footprint.exterior.coords) - (c0 + 0.5, r0 + 0.5)
+    xy = shapely.get_coordinates(p.footprint) - (c0 + 0.5, r0 + 0.5)  # the exterior: footprints have no holes
     cv2.fillPoly(inside, [np.round(xy * 16.0).astype(np.int32)], 255, lineType=cv2.LINE_8, shift=4)
     fg = cv2.bitwise_and(fg, inside)
     keep = cv2.bitwise_not(cv2.bitwise_and(alpha, inside))  # 255 - alpha inside, 255 outside

@@ -59,10 +59,60 @@ def generate_cmd(
             "(an attempt fails when the randomly rotated template does not fit or touches a placed particle)."
         ),
     ] = DEFAULT_MAX_FAILURES,
+    realism: Annotated[
+        str,
+        typer.Option(
+            help="Photometric realism: none (flat dark canvas, the paper's look), sem (substrate texture, "
+            "noise, blur, charging, scan lines, JPEG; distractors), strong (wider ranges), or a YAML file "
+            "(see synthgen/realism_presets/sem.yaml)."
+        ),
+    ] = "none",
+    distractors: Annotated[
+        bool | None,
+        typer.Option(
+            "--distractors/--no-distractors",
+            help="Draw unlabelled info bars, scale bars, letters and debris (default: as the --realism preset says; "
+            "--distractors with --realism none uses the sem preset's).",
+            show_default=False,
+        ),
+    ] = None,
+    cluster_prob: Annotated[
+        float,
+        typer.Option(help="Agglomerates: chance that a particle is slid against an already placed one (random direction) instead of placed uniformly; 0..1."),
+    ] = 0.0,
+    touching: Annotated[
+        bool, typer.Option("--touching", help="Particles may touch (gap 0) but never overlap; overrides --min-gap.")
+    ] = False,
+    occlusion: Annotated[
+        float,
+        typer.Option(
+            help="Let a particle lie partly on top of earlier ones, covering at most this fraction (0..1) of each; "
+            "the lower particle is labelled by its visible part."
+        ),
+    ] = 0.0,
+    drop_occluded: Annotated[
+        float, typer.Option(help="With --occlusion: particles hidden by more than this fraction of their area get no label.")
+    ] = 0.6,
+    scale_range: Annotated[
+        str,
+        typer.Option(
+            help="Per-image template scale factor drawn from LO,HI (e.g. 0.5,2), on top of --scale-jitter: "
+            "particle sizes vary from image to image."
+        ),
+    ] = "1,1",
+    density_range: Annotated[
+        str,
+        typer.Option(
+            help="Per-image particle cap drawn from LO,HI as a fraction of --max-particles (e.g. 0.05,1 with "
+            "--max-particles 300: 15 to 300 particles); a canvas still stops when it is full."
+        ),
+    ] = "1,1",
 ) -> None:
     """Compose labelled synthetic SEM micrographs from pattern files.
 
     Each canvas gets randomly chosen templates at random angles and positions, each accepted only if its footprint does not overlap the particles already placed, until --max-particles or until --max-failures attempts in a row fail (the canvas is full).
+
+    Realism (--realism, --distractors), agglomerates (--cluster-prob, --touching, --occlusion) and size/density variety (--scale-range, --density-range) are off by default; labels stay exact under all of them (boxes are the tight boxes of what is visible).
 
     Writes OUT/images, OUT/labels (YOLO), OUT/annotations.json (COCO), OUT/data.yaml (ultralytics) and OUT/manifest.json (seed, options, per-image seed and counts). Nothing is written when an input is bad, and an interrupted run leaves no partial output."""
     bar = Progress(TextColumn("generating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True)
@@ -91,6 +141,14 @@ def generate_cmd(
                 max_failures=max_failures,
                 workers=workers,
                 progress=progress,
+                realism=realism,
+                distractors=distractors,
+                cluster_prob=cluster_prob,
+                touching=touching,
+                occlusion=occlusion,
+                drop_occluded=drop_occluded,
+                scale_range=scale_range,
+                density_range=density_range,
             )
         finally:
             if task is not None:
