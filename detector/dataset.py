@@ -27,6 +27,7 @@ from detector.core import Detections, Sample
 from detector.formats import image_size, read_labelled_folder
 from detector.info_bar import find_info_bar
 from synthgen.classes import CLASS_NAMES
+from synthgen.atomic import swap_in_dir
 from synthgen.errors import InputError
 
 SPLIT_NAMES = ("train", "val", "test")
@@ -488,17 +489,6 @@ def _umask() -> int:
     return mask
 
 
-def _swap_into_place(tmp: Path, out: Path) -> None:
-    """Rename the finished tree onto ``out``; an old ``out`` (with --overwrite) is removed only afterwards."""
-    old = None
-    if out.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-        os.replace(out, old / out.name)
-    os.replace(tmp, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 # ---------------------------------------------------------------------------------------- pipeline
 
 
@@ -550,7 +540,7 @@ def build_dataset(sources: Sequence[Source], out: str | Path, options: BuildOpti
             "files": files,
         }
         (tmp / "stats.json").write_text(json.dumps(stats, indent=2) + "\n")
-        _swap_into_place(tmp, out)
+        swap_in_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

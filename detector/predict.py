@@ -15,8 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from detector.core import Detections
-from detector.formats import IMAGE_SUFFIXES, list_images
-from synthgen.classes import CLASS_NAMES, canonical_class
+from detector.formats import IMAGE_SUFFIXES, class_map_from_names, list_images
 from synthgen.errors import InputError
 
 MAX_DETECTIONS = 1000  # dense micrographs (val-II) hold hundreds of particles; ultralytics' default is 300
@@ -24,17 +23,7 @@ MAX_DETECTIONS = 1000  # dense micrographs (val-II) hold hundreds of particles; 
 
 def model_class_map(names: dict[int, str] | Sequence[str], source: str | Path | None = None) -> dict[int, int]:
     """Map a model's class ids onto project ids by name (cube, sphere and their aliases)."""
-    items = names.items() if isinstance(names, dict) else enumerate(names)
-    mapping, unknown = {}, []
-    for idx, name in items:
-        canon = canonical_class(str(name))
-        if canon is None:
-            unknown.append(str(name))
-        else:
-            mapping[int(idx)] = CLASS_NAMES.index(canon)
-    if unknown:
-        raise InputError(f"model classes {unknown} are not particle classes ({', '.join(CLASS_NAMES)})", source)
-    return mapping
+    return class_map_from_names(names, source if source is not None else "model")
 
 
 def collect_images(inputs: Sequence[str | Path]) -> list[Path]:

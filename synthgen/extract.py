@@ -22,6 +22,7 @@ from matplotlib.path import Path as MplPath
 from shapely.geometry import Polygon, box
 
 from synthgen.classes import CLASS_NAMES, canonical_class
+from synthgen.atomic import swap_in_dir
 from synthgen.errors import InputError
 from synthgen.procedural import feather_alpha, write_png
 
@@ -298,17 +299,6 @@ def _prepare_out(out_dir: Path, force: bool) -> None:
             raise InputError("refusing to replace a folder that holds more than pattern.txt and templates/", out_dir)
 
 
-def _swap_in(new: Path, dest: Path) -> None:
-    """Move the finished folder into place; an existing one is renamed away first, then removed."""
-    if dest.exists():
-        old = dest.with_name(f".{dest.name}-old-{os.getpid()}")
-        os.replace(dest, old)
-        os.replace(new, dest)
-        shutil.rmtree(old)
-    else:
-        os.replace(new, dest)
-
-
 def extract(
     image_path: str | Path,
     label_path: str | Path,
@@ -367,7 +357,7 @@ def extract(
             write_png(tmp / rel, rgba)
         (tmp / "pattern.txt").write_text(pattern_text(image_path, label_path, width, height, margin, entries, report))
         os.chmod(tmp, 0o755)
-        _swap_in(tmp, out_dir)
+        swap_in_dir(tmp, out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return report

@@ -10,8 +10,6 @@ those plus one (1 cube, 2 sphere), because COCO tools treat id 0 as background.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +20,7 @@ import yaml
 from shapely.geometry import MultiPolygon, Polygon
 
 from synthgen import __version__
+from synthgen.atomic import write_bytes_atomic, write_text_atomic  # noqa: F401  (re-exported)
 from synthgen.classes import CLASS_NAMES
 from synthgen.placement import PlacedParticle
 
@@ -124,23 +123,6 @@ def class_counts(particles: Sequence[PlacedParticle]) -> dict[str, int]:
 def json_text(doc: dict, compact: bool = False) -> str:
     """JSON text; ``compact`` uses the C encoder (indenting falls back to slow pure Python)."""
     return (json.dumps(doc, separators=(",", ":")) if compact else json.dumps(doc, indent=1)) + "\n"
-
-
-def write_bytes_atomic(path: str | Path, data: bytes) -> None:
-    """Write via a temp file in the same folder and ``os.replace``: never a half-written file."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_text_atomic(path: str | Path, text: str) -> None:
-    write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def write_yolo(path: str | Path, particles: Sequence[PlacedParticle], width: int, height: int) -> None:

@@ -10,7 +10,7 @@ import yaml
 
 from synthgen.classes import CLASS_NAMES, canonical_class
 from synthgen.errors import InputError
-from synthgen.labels import write_bytes_atomic
+from synthgen.atomic import write_bytes_atomic
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 # BGR; colour-blind-safe orange / sky blue, then fallbacks for unexpected class ids

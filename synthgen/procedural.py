@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from synthgen.atomic import swap_in_dir
 from synthgen.errors import InputError
 
 KINDS: tuple[str, ...] = ("cube", "sphere")
@@ -395,21 +396,10 @@ def render_pattern_set(out_dir: str | Path, seed: int = 2022, specs=PATTERN_SPEC
         try:
             render_pattern(spec, seed, i + 1, tmp)
             os.chmod(tmp, 0o755)
-            _swap_in(tmp, out_dir / spec.name)
+            swap_in_dir(tmp, out_dir / spec.name)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         written.append(out_dir / spec.name / "pattern.txt")
         if progress is not None:
             progress(spec)
     return written
-
-
-def _swap_in(new: Path, dest: Path) -> None:
-    """Replace folder `dest` by `new` (rename is atomic; the old copy is removed afterwards)."""
-    if dest.exists():
-        old = dest.with_name(f".{dest.name}-old-{os.getpid()}")
-        os.replace(dest, old)
-        os.replace(new, dest)
-        shutil.rmtree(old)
-    else:
-        os.replace(new, dest)

@@ -54,7 +54,7 @@ def test_equivalent_diameter_and_stats():
 
 def test_model_class_map_by_name():
     assert model_class_map({0: "quasi-sphere", 1: "nanocube"}) == {0: 1, 1: 0}
-    with pytest.raises(InputError, match="not particle classes"):
+    with pytest.raises(InputError, match="unknown class name.*person"):
         model_class_map({0: "person"})
 
 
@@ -137,3 +137,25 @@ def test_cli_predict_end_to_end(tmp_path):
     samples = read_labelled_folder(out / "coco")
     assert sum(len(s.gt) for s in samples) == len(rows)
     assert all(float(r["diameter_nm"]) == pytest.approx(1.5 * float(r["diameter_px"]), rel=1e-4) for r in rows)
+
+
+def test_cli_predict_without_weights_and_no_shipped_model(tmp_path, monkeypatch):
+    import detector.weights as shipped
+
+    monkeypatch.setattr(shipped, "SHIPPED", tmp_path / "absent.pt")
+    images(tmp_path / "in", n=1)
+    res = runner.invoke(app, ["predict", str(tmp_path / "in"), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2 and "absent.pt: no default model" in res.stderr and not (tmp_path / "o").exists()
+
+
+@pytest.mark.slow
+def test_cli_predict_uses_the_shipped_model_when_no_weights_are_given(tmp_path):
+    from detector.weights import SHIPPED
+
+    if not SHIPPED.is_file():
+        pytest.skip(f"this checkout ships no default model ({SHIPPED})")
+    images(tmp_path / "in", n=2, size=128)
+    out = tmp_path / "pred"
+    res = runner.invoke(app, ["predict", str(tmp_path / "in"), "--out", str(out), "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    assert (out / "detections.csv").is_file() and len(list((out / "annotated").glob("*.png"))) == 2

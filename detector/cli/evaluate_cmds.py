@@ -13,6 +13,8 @@ from rich.progress import Progress
 from rich.table import Table
 
 from detector.cli import app
+from detector.weights import shipped_weights
+from synthgen.errors import InputError
 from synthgen.cli._common import input_errors_exit
 
 _out = Console(width=None if sys.stdout.isatty() else 120)  # pipes and CI logs: no 80-column wrapping
@@ -107,7 +109,7 @@ def _run_evaluation(specs, sets, conf, iou, match, imgsz, device):
 def evaluate_cmd(
     models: Annotated[
         Optional[list[Path]],
-        typer.Argument(help="Run folders of `detector train` (every checkpoint, best and last) or .pt weights files.", show_default=False),
+        typer.Argument(help="Run folders of `detector train` (every checkpoint, best and last) or .pt weights files; none: the shipped default model.", show_default=False),
     ] = None,
     sets: SetOpt = ...,
     out: Annotated[Path, typer.Option("--out", "-o", help="Report folder: metrics.csv, report.md, curves_<set>.png, overlays/.")] = ...,
@@ -131,9 +133,9 @@ def evaluate_cmd(
     from detector.report import write_evaluation
 
     with input_errors_exit():
+        if not models and not predictions:
+            models = [shipped_weights()]
         specs = model_specs(models or []) + _prediction_specs(predictions or [])
-        if not specs:
-            raise typer.BadParameter("give run folders / weights files, or --predictions")
         loaded = load_sets(parse_set_args(sets))
         report = _run_evaluation(specs, loaded, conf, iou, match, imgsz, device)
         write_evaluation(report, out, overlays=overlays)
@@ -143,8 +145,14 @@ def evaluate_cmd(
 
 @app.command("predict")
 def predict_cmd(
-    weights: Annotated[Path, typer.Argument(help="Trained weights (.pt), e.g. RUN_DIR/weights/best.pt.", show_default=False)],
-    inputs: Annotated[list[Path], typer.Argument(help="Images and/or folders of images.", show_default=False)],
+    paths: Annotated[
+        list[Path],
+        typer.Argument(
+            metavar="[WEIGHTS] IMAGE_OR_DIR...",
+            help="Trained weights (.pt, e.g. RUN_DIR/weights/best.pt; omitted: the shipped default model), then images and/or folders of images.",
+            show_default=False,
+        ),
+    ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = ...,
     conf: Annotated[float, typer.Option(help="Keep detections at least this confident.")] = 0.25,
     imgsz: Annotated[int, typer.Option(help="Inference size in pixels (paper: 416).")] = 416,
@@ -167,6 +175,9 @@ def predict_cmd(
     from detector.yolo_env import load_model, select_device
 
     with input_errors_exit():
+        weights, inputs = (paths[0], paths[1:]) if paths[0].suffix == ".pt" else (shipped_weights(), paths)
+        if not inputs:
+            raise InputError("no images given: detector predict [WEIGHTS] IMAGE_OR_DIR... --out DIR")
         images = collect_images(inputs)
         sizes = [image_size(p) for p in images]
         model = load_model(weights)
