@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -33,6 +32,7 @@ import yaml
 
 from detector import yolo_env
 from detector.models import model_cfg
+from synthgen.atomic import write_text_atomic
 from synthgen.errors import InputError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
@@ -108,13 +108,6 @@ def resolve_data_yaml(data_yaml: str | Path) -> dict:
     return out
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def read_checkpoints(run_dir: str | Path) -> list[dict]:
     """The run's checkpoint index (empty before the first checkpoint)."""
     p = Path(run_dir) / CHECKPOINTS_JSON
@@ -164,7 +157,7 @@ class _CheckpointKeeper:
             "metrics": metrics,
         }
         index = [e for e in read_checkpoints(self.run_dir) if e["epoch"] != epoch] + [entry]
-        _write_atomic(self.run_dir / CHECKPOINTS_JSON, json.dumps(sorted(index, key=lambda e: e["epoch"]), indent=1))
+        write_text_atomic(self.run_dir / CHECKPOINTS_JSON, json.dumps(sorted(index, key=lambda e: e["epoch"]), indent=1))
 
 
 def _finished_result(run_dir: Path, resumed_finished: bool = False) -> TrainResult:
@@ -223,7 +216,7 @@ def train(
             raise InputError("run folder already holds a run: pass --resume to continue it, or choose another --out", out_dir)
         data = resolve_data_yaml(data_yaml)
         out_dir.mkdir(parents=True, exist_ok=True)
-        _write_atomic(out_dir / "data.yaml", yaml.safe_dump(data, sort_keys=False))
+        write_text_atomic(out_dir / "data.yaml", yaml.safe_dump(data, sort_keys=False))
         model = yolo_env.load_model(cfg)
         kwargs = {
             "data": str(out_dir / "data.yaml"),
@@ -253,6 +246,6 @@ def train(
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "checkpoints": len(read_checkpoints(out_dir)),
     }
-    _write_atomic(out_dir / DONE_MARKER, json.dumps(summary, indent=1))
+    write_text_atomic(out_dir / DONE_MARKER, json.dumps(summary, indent=1))
     return _finished_result(out_dir)
 

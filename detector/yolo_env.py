@@ -15,7 +15,7 @@ Everything else in `detector` calls `yolo_class()`, `load_model()`, `select_devi
   ultralytics' ``NUM_THREADS`` to every core the process may use, and ask OpenMP to sleep rather than
   spin while it waits (``OMP_WAIT_POLICY=PASSIVE``, set when this module is imported, before torch
   loads libgomp): on a busy machine spinning threads fight the other processes and two threads ran
-  3-4x SLOWER than one (bench/train_speed.py notes); passive waiting keeps them at least as fast.
+  2-4x SLOWER than one; passive waiting keeps them about as fast as one at worst (docs/models.md).
 
 ultralytics keeps its settings in a config dir of its own; unless ``YOLO_CONFIG_DIR`` is already set
 we point it at ``$XDG_CONFIG_HOME/nanosynth`` so our offline settings never touch the user's.

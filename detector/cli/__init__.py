@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import typer
+import detector.yolo_env  # noqa: F401  (first: sets OMP_WAIT_POLICY before anything loads torch's OpenMP)
+from synthgen.cli._common import command_group
 
-app = typer.Typer(
-    name="detector",
-    help="Build training sets, train YOLO-tiny nanoparticle detectors, evaluate, predict and measure.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
+app = command_group(
+    "detector", "Build training sets, train YOLO-tiny nanoparticle detectors, evaluate, predict and measure."
 )
 
-from detector.cli import dataset_cmds, evaluate_cmds, train_cmds  # noqa: E402,F401  (register commands)
-
-
-@app.callback()
-def _root() -> None:
-    """Keeps typer in command-group mode even while only one command is registered."""
+from detector.cli import dataset_cmds, train_cmds, evaluate_cmds  # noqa: E402,F401,I001  (register, in pipeline order)
 
 
 def main() -> None:

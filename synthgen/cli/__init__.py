@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
-import typer
+from synthgen.cli._common import command_group
 
-app = typer.Typer(
-    name="synthgen",
-    help="Compose labelled synthetic SEM micrographs from particle templates.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
+app = command_group("synthgen", "Compose labelled synthetic SEM micrographs from particle templates.")
 
-from synthgen.cli import generate_cmds, template_cmds  # noqa: E402  (they register commands on app)
-
-
-@app.callback()
-def _root() -> None:
-    """Keeps typer in command-group mode even while only one command is registered."""
+from synthgen.cli import generate_cmds, template_cmds  # noqa: E402,F401  (they register commands on app)
 
 
 def main() -> None:

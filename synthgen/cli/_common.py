@@ -22,3 +22,14 @@ def input_errors_exit() -> Iterator[None]:
     except FileNotFoundError as e:
         typer.echo(f"error: {e.filename}: no such file", err=True)
         raise typer.Exit(code=2) from None
+
+
+def command_group(name: str, help: str) -> typer.Typer:
+    """A typer app in command-group mode (even with one command), without typer's rich tracebacks."""
+    app = typer.Typer(name=name, help=help, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+
+    @app.callback()
+    def _root() -> None:
+        pass
+
+    return app
