@@ -22,6 +22,7 @@ $(VENV)/.installed: $(BIN)/activate pyproject.toml
 install: $(VENV)/.installed
 
 demo: install
+	rm -rf $(DEMO_OUT)  # the demo's own output folder: regenerated from the seed on every run
 	$(BIN)/synthgen generate patterns/*/pattern.txt --out $(DEMO_OUT) --count 16 --seed 2022
 	$(BIN)/synthgen preview $(DEMO_OUT) --out $(DEMO_OUT)/preview.png
 	@echo "labelled set: $(DEMO_OUT)   preview sheet: $(DEMO_OUT)/preview.png"
