@@ -67,9 +67,9 @@ def read_gray(path: str | Path) -> np.ndarray:
     img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE | cv2.IMREAD_ANYDEPTH)
     if img is None:
         raise InputError("cannot read image", path)
-    img = img.astype(np.float64)
-    top = 65535.0 if img.max() > 255 else 255.0
-    return img / top
+    if np.issubdtype(img.dtype, np.integer):
+        return img.astype(np.float64) / np.iinfo(img.dtype).max
+    return np.clip(img.astype(np.float64), 0.0, 1.0)  # float images are taken as already in [0, 1]
 
 
 def flatten_background(img: np.ndarray, sigma: float) -> np.ndarray:

@@ -14,7 +14,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -27,7 +26,7 @@ from detector.core import Detections, Sample
 from detector.formats import image_size, read_labelled_folder
 from detector.info_bar import find_info_bar
 from synthgen.classes import CLASS_NAMES
-from synthgen.atomic import swap_in_dir
+from synthgen.atomic import staging_dir, swap_in_dir
 from synthgen.errors import InputError
 
 SPLIT_NAMES = ("train", "val", "test")
@@ -483,12 +482,6 @@ def _write_tree(
     return files
 
 
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 # ---------------------------------------------------------------------------------------- pipeline
 
 
@@ -499,8 +492,10 @@ def build_dataset(sources: Sequence[Source], out: str | Path, options: BuildOpti
         raise InputError("output folder already exists (use --overwrite to replace it)", out)
     if len(options.split) not in (2, 3) or abs(sum(options.split) - 1) > 1e-6:
         raise InputError(f"split {options.split}: expected 2 or 3 fractions summing to 1")
-    if any(out.resolve() == s.path or s.path in out.resolve().parents for s in sources):
-        raise InputError("output folder must not be an input folder or inside one", out)
+    target = out.resolve()
+    if any(target == s.path or s.path in target.parents or target in s.path.parents for s in sources):
+        # --overwrite replaces the output folder whole: an input inside it would be deleted
+        raise InputError("output folder must not be an input folder, inside one, or hold one", out)
     rng = np.random.default_rng(options.seed)
 
     items, drops, crops = load_items(sources, options.remove_info_bar, track)
@@ -514,10 +509,8 @@ def build_dataset(sources: Sequence[Source], out: str | Path, options: BuildOpti
     splits = split_items(items, options.split, rng)
     table = split_table(splits, sources)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    tmp = staging_dir(out)
     try:
-        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private; the dataset is an ordinary folder
         files = _write_tree(tmp, out, splits, sources, options.copy, track)
         stats = {
             "created_by": "detector build-dataset",

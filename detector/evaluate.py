@@ -109,8 +109,9 @@ def run_models(run: str | Path) -> list[ModelSpec]:
     for which in ("best", "last"):
         w = run / "weights" / f"{which}.pt"
         if w.is_file():
-            # last.pt is the end of training: the largest batch count seen by any checkpoint
-            batches = final.batches if which == "last" and final is not None else None
+            # a finished run's last.pt is its final checkpoint; an interrupted run's may be later than any
+            finished = (run / "done").is_file()
+            batches = final.batches if which == "last" and final is not None and finished else None
             specs.append(ModelSpec(name, which, batches, None, w))
     if not specs:
         raise InputError("not a run folder: no checkpoints.json and no weights/best.pt or last.pt", run)
@@ -194,7 +195,8 @@ def _set_coco_json(samples: Sequence[Sample]) -> dict | None:
     if not samples:
         return None
     img_dir = samples[0].image_path.parent
-    for folder in {img_dir, img_dir.parent}:
+    # where read_labelled_folder looks: the set folder (the images' folder, or its parent for images/)
+    for folder in [img_dir.parent if img_dir.name == "images" else img_dir]:
         for p in sorted(folder.glob("*.json")):
             try:
                 data = json.loads(p.read_text())

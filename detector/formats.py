@@ -99,7 +99,7 @@ def parse_yolo(
             vals = [float(v) for v in parts[1:]]
         except ValueError:
             raise InputError(f"not a number in {raw.strip()!r}", source, lineno) from None
-        if cls_f != int(cls_f):
+        if not np.isfinite(cls_f) or cls_f != int(cls_f):
             raise InputError(f"class {parts[0]} is not an integer", source, lineno)
         cls = int(cls_f)
         if class_map is not None:
@@ -168,8 +168,10 @@ def parse_labelme(data: dict, source: str | Path | None = None) -> tuple[int, in
     try:
         width, height = int(data.get("imageWidth") or 0), int(data.get("imageHeight") or 0)
         shapes = data["shapes"]
-    except (KeyError, TypeError, ValueError):
-        raise InputError("not a labelme json (no 'shapes')", source) from None
+        if not all(isinstance(shape, dict) for shape in shapes):
+            raise TypeError
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise InputError("not a labelme json (needs 'shapes': a list of objects)", source) from None
     for i, shape in enumerate(shapes):
         pts = np.asarray(shape.get("points", []), dtype=np.float64).reshape(-1, 2)
         kind = shape.get("shape_type") or "polygon"
@@ -206,6 +208,8 @@ def parse_coco(data: dict, source: str | Path | None = None) -> dict[str, tuple[
         raise InputError(_unknown_names_msg(unknown), source)
     per_image: dict[int, list] = {i: [] for i in images}
     for a in anns:
+        if not isinstance(a, dict) or not isinstance(a.get("bbox"), list) or len(a["bbox"]) != 4:
+            raise InputError(f"annotation {a.get('id') if isinstance(a, dict) else a!r} has no 'bbox' [x, y, w, h]", source)
         if a.get("image_id") not in per_image:
             raise InputError(f"annotation {a.get('id')} refers to unknown image_id {a.get('image_id')}", source)
         if a.get("category_id") not in cats:

@@ -42,6 +42,11 @@ def collect_images(inputs: Sequence[str | Path]) -> list[Path]:
             out.append(p)
         else:
             raise InputError("no such file or folder", p)
+    names: dict[str, Path] = {}
+    for p in out:  # outputs are named after the image: two inputs of one name would overwrite each other
+        if p.name in names and names[p.name] != p:
+            raise InputError(f"two images named {p.name!r} (also {names[p.name]}); predict them in separate runs", p)
+        names[p.name] = p
     return out
 
 

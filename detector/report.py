@@ -24,6 +24,7 @@ from detector.evaluate import EvalReport, EvalResult, coco_ground_truth
 from detector.metrics import ClassMetrics, match_image
 from detector.predict import SizeStats, equivalent_diameter, size_stats
 from synthgen.classes import CLASS_NAMES
+from synthgen.errors import InputError
 
 METRIC_COLUMNS = [
     "set", "model", "checkpoint", "batches", "epoch", "class", "iou", "map50", "map50_95",
@@ -47,6 +48,8 @@ CLASS_COLOURS = [(255, 140, 0), (0, 200, 255), (200, 0, 255), (120, 255, 0)]
 def staged_output(out: str | Path) -> Iterator[Path]:
     """A temp folder inside `out`; on success its entries replace those of `out`, on error it goes."""
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InputError("--out must be a folder, but this is a file", out)
     out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".staging-", dir=out))
     try:

@@ -31,11 +31,11 @@ from typing import Any
 import yaml
 
 from detector import yolo_env
+from detector.formats import IMAGE_SUFFIXES
 from detector.models import model_cfg
 from synthgen.atomic import write_text_atomic
 from synthgen.errors import InputError
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 CHECKPOINTS_JSON = "checkpoints.json"
 DONE_MARKER = "done"
 

@@ -24,6 +24,7 @@ we point it at ``$XDG_CONFIG_HOME/nanosynth`` so our offline settings never touc
 from __future__ import annotations
 
 import os
+import pickle
 import re
 import shutil
 from pathlib import Path
@@ -184,5 +185,5 @@ def load_model(weights_or_cfg: str | Path) -> Any:
     YOLO = yolo_class()
     try:
         return YOLO(str(path), task="detect")
-    except (RuntimeError, KeyError, ValueError, EOFError) as e:  # torch.load / YAML parse of a bad file
+    except (RuntimeError, KeyError, ValueError, EOFError, TypeError, pickle.UnpicklingError) as e:  # a bad file
         raise InputError(f"cannot load model: {e}", path) from None

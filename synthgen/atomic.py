@@ -25,6 +25,17 @@ def write_text_atomic(path: str | Path, text: str) -> None:
     write_bytes_atomic(path, text.encode("utf-8"))
 
 
+def staging_dir(dest: Path, tag: str = "partial") -> Path:
+    """A hidden empty folder beside ``dest`` (same filesystem: the final rename is atomic), with the
+    permissions of an ordinary new folder (mkdtemp alone makes it private to the user)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.{tag}-", dir=dest.parent))
+    mask = os.umask(0o022)
+    os.umask(mask)
+    os.chmod(tmp, 0o777 & ~mask)
+    return tmp
+
+
 def swap_in_dir(new: Path, dest: Path) -> None:
     """Rename the finished folder ``new`` onto ``dest``; an existing ``dest`` is removed only afterwards."""
     old = None

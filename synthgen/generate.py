@@ -17,9 +17,8 @@ run fails or is interrupted.
 
 from __future__ import annotations
 
-import os
+import math
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -32,6 +31,7 @@ import numpy as np
 
 from synthgen import __version__
 from synthgen.classes import CLASS_NAMES
+from synthgen.atomic import staging_dir, swap_in_dir
 from synthgen.errors import InputError
 from synthgen.labels import LabelledImage, class_counts, coco_dataset, data_yaml_text, json_text, yolo_text
 from synthgen.pattern import Pattern, load_patterns
@@ -78,7 +78,7 @@ class GenerateOptions:
             problems.append(f"--count must be at least 1 (got {self.count})")
         if self.max_particles < 1:
             problems.append(f"--max-particles must be at least 1 (got {self.max_particles})")
-        if self.min_gap < 0:
+        if not (math.isfinite(self.min_gap) and self.min_gap >= 0):
             problems.append(f"--min-gap must be >= 0 pixels (got {self.min_gap})")
         if not 0 <= self.scale_jitter < 1:
             problems.append(f"--scale-jitter must be in [0, 1) (got {self.scale_jitter})")
@@ -212,7 +212,9 @@ def synthesize(
     realism = cfg != RealismConfig()
     rrng = np.random.default_rng([seed, 1]) if realism else None
     rows = reserve_info_bar(h, rrng, cfg) if realism else 0  # bottom rows kept free for the info bar
-    particles = place_particles(table, class_ids, w, h - rows, rng, placement)
+    # the bar keeps `margin` px (+1 px of mask dilation) from particles, so they stay clear of that too
+    keep_clear = rows + int(cfg.distractors.margin) + 2 if rows else 0
+    particles = place_particles(table, class_ids, w, h - keep_clear, rng, placement)
     canvas = make_background(h, w, rrng, cfg) if realism and cfg.background != BackgroundConfig() else None
     image = render(w, h, particles, pattern.templates, options.background, canvas=canvas)
     if realism and cfg.distractors.active:
@@ -350,8 +352,7 @@ def generate(
     run_seed = clock_seed() if seed is None else int(seed)
     jobs = plan(pats, options, run_seed)
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.partial-"))
+    tmp = staging_dir(out_dir)
     try:
         (tmp / "images").mkdir()
         (tmp / "labels").mkdir()
@@ -373,9 +374,7 @@ def generate(
         (tmp / "annotations.json").write_text(json_text(coco_dataset(labelled), compact=True))
         (tmp / "data.yaml").write_text(data_yaml_text(out_dir))
         (tmp / "manifest.json").write_text(json_text(manifest(pats, options, run_seed, records)))
-        if out_dir.exists():
-            out_dir.rmdir()  # empty (checked above); rename cannot replace a folder otherwise
-        os.replace(tmp, out_dir)
+        swap_in_dir(tmp, out_dir)  # out_dir is absent or empty (checked above)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -24,7 +24,11 @@ def read_yolo_boxes(label_path: Path, width: int, height: int) -> list[tuple[int
     boxes = []
     if not label_path.is_file():
         return boxes
-    for n, line in enumerate(label_path.read_text().splitlines(), start=1):
+    try:
+        text = label_path.read_text()
+    except UnicodeDecodeError:
+        raise InputError("not a text file (expected YOLO 'class cx cy w h' lines)", label_path) from None
+    for n, line in enumerate(text.splitlines(), start=1):
         parts = line.split()
         if not parts:
             continue
@@ -40,7 +44,13 @@ def class_names(folder: Path) -> list[str]:
     """Class names from the dataset's data.yaml when present, else the project's."""
     y = folder / "data.yaml"
     if y.is_file():
-        names = (yaml.safe_load(y.read_text()) or {}).get("names")
+        try:
+            doc = yaml.safe_load(y.read_text())
+        except (yaml.YAMLError, UnicodeDecodeError) as e:
+            raise InputError(f"malformed YAML: {str(e).splitlines()[0]}", y) from None
+        if not isinstance(doc, dict):
+            raise InputError("expected a mapping with 'names' (an ultralytics data.yaml)", y)
+        names = doc.get("names")
         if isinstance(names, dict):
             return [str(names[k]) for k in sorted(names)]
         if isinstance(names, list):

@@ -481,6 +481,8 @@ def _bad_input_cases(tmp_path: Path) -> dict[str, tuple[list, str]]:
         "no inputs": ([], "no input folders"),
         "missing folder": ([tmp_path / "nope"], "no such folder"),
         "output exists": ([ok, "--out", existing], "already exists"),
+        # --overwrite replaces the output whole: an input inside it would be deleted with it
+        "input inside output": ([ok, "--out", tmp_path, "--overwrite"], "must not be an input folder, inside one, or hold one"),
     }
 
 
@@ -496,6 +498,7 @@ CASES = [
     "no inputs",
     "missing folder",
     "output exists",
+    "input inside output",
 ]
 
 

@@ -185,6 +185,9 @@ def test_run_folder_lists_every_checkpoint(tmp_path):
     (run / "weights" / "last.pt").write_bytes(b"x")
     index = [{"epoch": e, "batches": 5 * e, "path": f"checkpoints/epoch{e:04d}.pt"} for e in (1, 2)]
     (run / "checkpoints.json").write_text(json.dumps(index))
+    # an interrupted run: last.pt may be later than the last checkpoint, so its batch count is unknown
+    assert [(s.checkpoint, s.batches) for s in model_specs([run])][-1] == ("last", None)
+    (run / "done").write_text("{}")
     specs = model_specs([run])
     assert [(s.model, s.checkpoint, s.batches) for s in specs] == [
         ("M1", "epoch0001", 5), ("M1", "epoch0002", 10), ("M1", "best", None), ("M1", "last", 10),

@@ -98,6 +98,8 @@ def test_parse_yolo_with_confidence():
         ("\n0 0.5 x 0.1 0.1\n", "not a number", 2),
         ("0 1.5 0.5 0.2 0.2\n", "out of range", 1),
         ("0 0.5 0.5 0 0.2\n", "positive", 1),
+        ("nan 0.5 0.5 0.2 0.2\n", "not an integer", 1),
+        ("inf 0.5 0.5 0.2 0.2\n", "not an integer", 1),
     ],
 )
 def test_parse_yolo_errors_name_file_and_line(text, needle, line):
@@ -198,3 +200,13 @@ def test_real_sem_sets_match_their_documented_counts():
         samples = read_labelled_folder(root / split)
         classes = np.concatenate([s.gt.class_id for s in samples])
         assert (len(samples), int((classes == 0).sum()), int((classes == 1).sum())) == (n_images, cubes, spheres)
+
+
+def test_malformed_coco_and_labelme_are_input_errors():
+    coco = _coco()
+    del coco["annotations"][0]["bbox"]
+    with pytest.raises(InputError, match="has no 'bbox'"):
+        parse_coco(coco, "ann.json")
+    for bad in ({"shapes": ["not an object"]}, {"shapes": None}):
+        with pytest.raises(InputError, match="not a labelme json"):
+            parse_labelme(bad, "a.json")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import json
 from pathlib import Path
 
@@ -108,7 +110,10 @@ def test_interrupted_run_leaves_nothing(tiny_pattern, tmp_path, monkeypatch):
 def test_bad_options_raise_before_writing(tiny_pattern, tmp_path):
     with pytest.raises(InputErrors):
         generate([tiny_pattern, tmp_path / "nope.txt"], tmp_path / "out", count=1)
-    for kwargs in ({"count": 0}, {"background": 300}, {"image_format": "gif"}, {"scale_jitter": 1.5}):
+    for kwargs in (
+        {"count": 0}, {"background": 300}, {"image_format": "gif"}, {"scale_jitter": 1.5},
+        {"min_gap": float("nan")}, {"min_gap": float("inf")},  # would write NaN/Infinity into manifest.json
+    ):  # fmt: skip
         with pytest.raises(Exception, match="--"):
             generate([tiny_pattern], tmp_path / "out", **kwargs)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pattern"]
@@ -189,3 +194,19 @@ def test_real_patterns_generate(real_patterns, tmp_path):
 
     coco = COCO(str(out / "annotations.json"))
     assert len(coco.getAnnIds()) == sum(len(r.particles) for r in result.images)
+
+
+def test_preview_bad_data_yaml_is_one_line(tiny_pattern, tmp_path):
+    out = tmp_path / "gen"
+    assert runner.invoke(app, ["generate", str(tiny_pattern), "--out", str(out), "-n", "1", "--seed", "1"]).exit_code == 0
+    (out / "data.yaml").write_text("- 1\n- 2\n")
+    res = runner.invoke(app, ["preview", str(out), "--out", str(tmp_path / "s.png")])
+    assert res.exit_code == 2 and "data.yaml: expected a mapping" in res.stderr and not (tmp_path / "s.png").exists()
+
+
+def test_generated_folder_is_not_private(tiny_pattern, tmp_path):
+    out = tmp_path / "gen"
+    assert runner.invoke(app, ["generate", str(tiny_pattern), "--out", str(out), "-n", "1", "--seed", "1"]).exit_code == 0
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert out.stat().st_mode & 0o777 == 0o777 & ~mask  # as any new folder (mkdtemp alone gives 0700)

@@ -105,6 +105,20 @@ def test_write_predictions_with_nothing_found(tmp_path):
     assert (tmp_path / "out" / "sizes_cube.png").is_file()
 
 
+def test_collect_images_rejects_two_images_of_one_name(tmp_path):
+    images(tmp_path / "a", n=1)
+    images(tmp_path / "b", n=1)
+    with pytest.raises(InputError, match="two images named"):
+        collect_images([tmp_path / "a", tmp_path / "b"])
+
+
+def test_cli_predict_corrupt_weights_is_one_line(tmp_path):
+    images(tmp_path / "in", n=1)
+    (tmp_path / "w.pt").write_bytes(b"not a checkpoint")
+    res = runner.invoke(app, ["predict", str(tmp_path / "w.pt"), str(tmp_path / "in"), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2 and "w.pt: cannot load model" in res.stderr and not (tmp_path / "o").exists()
+
+
 def test_cli_predict_bad_weights(tmp_path):
     images(tmp_path / "in", n=1)
     res = runner.invoke(app, ["predict", str(tmp_path / "none.pt"), str(tmp_path / "in"), "--out", str(tmp_path / "o")])

@@ -51,8 +51,8 @@ SetOpt = Annotated[
         show_default=False,
     ),
 ]
-ConfOpt = Annotated[float, typer.Option(help="Confidence threshold for counts, IoU, precision and recall (mAPs use every detection).")]
-IouOpt = Annotated[float, typer.Option(help="IoU a detection needs with a labelled particle to count (paper: 0.5).")]
+ConfOpt = Annotated[float, typer.Option(min=0.0, max=1.0, help="Confidence threshold for counts, IoU, precision and recall (mAPs use every detection).")]
+IouOpt = Annotated[float, typer.Option(min=0.01, max=1.0, help="IoU a detection needs with a labelled particle to count (paper: 0.5).")]
 MatchOpt = Annotated[
     Match, typer.Option(help="iou: IoU >= --iou (Cartucho/mAP, the 2022 paper); center: the detection's centre lies inside the labelled box (Okunev 2020).")
 ]
