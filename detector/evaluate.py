@@ -32,6 +32,7 @@ import numpy as np
 from detector.core import Detections, Sample
 from detector.formats import parse_yolo, read_labelled_folder
 from detector.metrics import RULES, SetMetrics, evaluate_set
+from detector.train import CHECKPOINTS_JSON, read_checkpoints
 from synthgen.classes import CLASS_NAMES, canonical_class
 from synthgen.errors import InputError
 
@@ -51,28 +52,6 @@ class ModelSpec:
     epoch: int | None = None
     weights: Path | None = None
     predictions: Path | None = None
-
-
-def _checkpoint_index_path(run: Path) -> Path:
-    """RUN_DIR/checkpoints.json (detector train), or checkpoints/checkpoints.json."""
-    for p in (run / "checkpoints.json", run / "checkpoints" / "checkpoints.json"):
-        if p.is_file():
-            return p
-    return run / "checkpoints.json"
-
-
-def _read_checkpoint_index(run: Path) -> list[dict]:
-    index = _checkpoint_index_path(run)
-    if not index.is_file():
-        return []
-    try:
-        data = json.loads(index.read_text())
-    except json.JSONDecodeError as e:
-        raise InputError(f"malformed json: {e.msg}", index, e.lineno) from None
-    entries = data.get("checkpoints", []) if isinstance(data, dict) else data
-    if not isinstance(entries, list) or not all(isinstance(e, dict) and "path" in e for e in entries):
-        raise InputError("expected a list of {epoch, batches, path}", index)
-    return entries
 
 
 def _resolve(path: str, run: Path) -> Path:
@@ -96,12 +75,12 @@ def run_models(run: str | Path) -> list[ModelSpec]:
     """Every checkpoint of a training run folder, in training order, then best and last."""
     run = Path(run)
     name = run.resolve().name
-    entries = sorted(_read_checkpoint_index(run), key=lambda e: (_as_int(e.get("batches")) or 0))
+    entries = sorted(read_checkpoints(run), key=lambda e: (_as_int(e.get("batches")) or 0))
     specs = []
     for e in entries:
         path = _resolve(str(e["path"]), run)
         if not path.is_file():
-            raise InputError(f"checkpoint {e['path']} listed but missing", _checkpoint_index_path(run))
+            raise InputError(f"checkpoint {e['path']} listed but missing", run / CHECKPOINTS_JSON)
         epoch = _as_int(e.get("epoch"))
         label = f"epoch{epoch:04d}" if epoch is not None else path.stem
         specs.append(ModelSpec(name, label, _as_int(e.get("batches")), epoch, path))

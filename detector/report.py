@@ -21,7 +21,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from detector.core import Detections, Sample
 from detector.evaluate import EvalReport, EvalResult, coco_ground_truth
-from detector.metrics import ClassMetrics, match_image
+from detector.metrics import match_image
 from detector.predict import SizeStats, equivalent_diameter, size_stats
 from synthgen.classes import CLASS_NAMES
 from synthgen.errors import InputError
@@ -473,11 +473,3 @@ def write_yolo_predictions(samples: Sequence[Sample], dets: Sequence[Detections]
             cx, cy = (x1 + x2) / 2 / s.width, (y1 + y2) / 2 / s.height
             lines.append(f"{int(c)} {cx:.8f} {cy:.8f} {(x2 - x1) / s.width:.8f} {(y2 - y1) / s.height:.8f} {float(p):.8f}")
         (folder / f"{s.image_path.stem}.txt").write_text("\n".join(lines) + ("\n" if lines else ""))
-
-
-def class_metrics_line(m: ClassMetrics) -> str:
-    """A one-line summary for the CLI."""
-    return (
-        f"{m.name:>6}: labelled {m.labelled:4d}  TP {m.tp:4d}  FP {m.fp:4d}  FN {m.fn:4d}  "
-        f"detected {_pct(m.recall):>5}%  IoU {_num(m.iou)}  mAP@0.5 {_num(m.ap50)}"
-    )

@@ -111,7 +111,15 @@ def resolve_data_yaml(data_yaml: str | Path) -> dict:
 def read_checkpoints(run_dir: str | Path) -> list[dict]:
     """The run's checkpoint index (empty before the first checkpoint)."""
     p = Path(run_dir) / CHECKPOINTS_JSON
-    return json.loads(p.read_text()) if p.is_file() else []
+    if not p.is_file():
+        return []
+    try:
+        data = json.loads(p.read_text())
+    except json.JSONDecodeError as e:
+        raise InputError(f"malformed json: {e.msg}", p, e.lineno) from None
+    if not isinstance(data, list) or not all(isinstance(e, dict) and "path" in e for e in data):
+        raise InputError("expected a list of {epoch, batches, path}", p)
+    return data
 
 
 @dataclass

@@ -190,13 +190,11 @@ def _load_templates(pattern: Pattern) -> tuple[list[Template], list[InputError]]
 
 def check_patterns(paths: Iterable[str | Path]) -> list[InputError]:
     """Every defect of every pattern file (empty list when all are usable)."""
-    errors: list[InputError] = []
-    for p in paths:
-        try:
-            load_pattern(p)
-        except InputErrors as e:
-            errors.extend(e.errors)
-    return errors
+    try:
+        load_patterns(paths)
+    except InputErrors as e:
+        return e.errors
+    return []
 
 
 def load_patterns(paths: Iterable[str | Path]) -> list[Pattern]:

@@ -8,7 +8,6 @@ from typing import Annotated, Optional
 
 import typer
 
-import detector.yolo_env  # noqa: F401  (sets OMP_WAIT_POLICY=PASSIVE before anything loads torch's OpenMP)
 from detector.cli import app
 from synthgen.cli._common import input_errors_exit
 

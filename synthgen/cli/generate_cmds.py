@@ -13,7 +13,7 @@ from synthgen.cli import app
 from synthgen.cli._common import input_errors_exit
 from synthgen.errors import InputErrors
 from synthgen.generate import GenerateResult, generate
-from synthgen.pattern import check_patterns, load_pattern
+from synthgen.pattern import load_patterns
 from synthgen.placement import DEFAULT_MAX_FAILURES
 from synthgen.preview import write_preview
 
@@ -29,11 +29,7 @@ def check_cmd(patterns: PatternArgs) -> None:
 
     Exit code 2 with one 'error: FILE:LINE: ...' line per defect when anything is wrong, else a one-line summary per pattern (templates per class, where the footprints come from)."""
     with input_errors_exit():
-        errors = check_patterns(patterns)
-        if errors:
-            raise InputErrors(errors)
-        for path in patterns:
-            p = load_pattern(path)
+        for p in load_patterns(patterns):  # raises InputErrors with every defect of every file
             per_class = ", ".join(f"{n} {c}" for c, n in p.counts_per_class().items() if n)
             sources = sorted({t.footprint_source for t in p.templates})
             typer.echo(f"ok {p.source}: {p.width}x{p.height}, {len(p.templates)} templates ({per_class}); footprints from {'/'.join(sources)}")
