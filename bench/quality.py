@@ -193,8 +193,8 @@ def main() -> None:
         "",
         f"Command: `{command}`  ",
         f"Seed {args.seed}; {args.arch} at {args.imgsz} px; {args.images} synthetic images per method + the 24 real "
-        f"spheres-train micrographs; training budget {args.budget_min:g} min of wall time per model on "
-        f"{os.cpu_count()} CPU cores.  ",
+        f"spheres-train micrographs; training budget {args.budget_min:g} min of wall time for the methods trained by "
+        f"this command ({', '.join(methods) or 'none'}; others reused as trained before), on {os.cpu_count()} CPU cores.  ",
         "Training time: " + ", ".join(f"{m} {s / 60:.1f} min" for m, s in seconds.items()) + ".  ",
         "Counts, IoU, precision and F1 at conf 0.25; mAPs over all detections. 'cube→sphere' counts labelled "
         "cubes detected as spheres (IoU ≥ 0.5), and vice versa.",
