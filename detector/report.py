@@ -114,7 +114,7 @@ def _num(v: float, digits: int = 3) -> str:
 
 
 def _final_results(report: EvalReport) -> list[EvalResult]:
-    """Per set and model, the row that stands for the finished model: last, else best, else the only one."""
+    """Per set and model, the row that stands for the finished model: last, else best, else the checkpoint with the most batches."""
     picked: dict[tuple[str, str], EvalResult] = {}
     rank = {"last": 0, "best": 1}
     for r in report.results:
@@ -198,7 +198,7 @@ def _plt():
 
 
 def save_curves(report: EvalReport, folder: Path) -> list[str]:
-    """IoU and mAP@0.5 against training batches, one PNG per set, one line per model (paper Figs 8-10)."""
+    """IoU, mAP@0.5 and mAP@[.5:.95] against training batches, one PNG per set, one line per model (paper Figs 8-10)."""
     plt = _plt()
     written = []
     for s in report.sets:

@@ -15,7 +15,7 @@ RUN_DIR layout (ultralytics writes most of it; ``data.yaml``, ``checkpoints/`` a
 
 ``batches`` counts dataloader batches of size ``batch`` (ultralytics accumulates gradients up to a
 nominal batch of 64, one optimizer step per 64 images, like one darknet iteration with batch=64);
-``images`` = batches x batch size, counted from the dataset length, so it is exact.
+``images`` = epochs x dataset length (the last batch of an epoch may be short), so it is exact.
 """
 
 from __future__ import annotations
