@@ -1,4 +1,4 @@
-"""PlacedParticle -> YOLO lines, COCO dict, ultralytics data.yaml, manifest; plus atomic write_*.
+"""PlacedParticle -> YOLO lines, COCO dict, ultralytics data.yaml and JSON text (generate.py writes them).
 
 Labels describe ``PlacedParticle.shape``: the footprint, or its visible part when later particles
 cover some of it (occlusion); boxes are the tight boxes of that geometry.
@@ -20,7 +20,6 @@ import yaml
 from shapely.geometry import MultiPolygon, Polygon
 
 from synthgen import __version__
-from synthgen.atomic import write_bytes_atomic, write_text_atomic  # noqa: F401  (re-exported)
 from synthgen.classes import CLASS_NAMES
 from synthgen.placement import PlacedParticle
 
@@ -123,20 +122,3 @@ def class_counts(particles: Sequence[PlacedParticle]) -> dict[str, int]:
 def json_text(doc: dict, compact: bool = False) -> str:
     """JSON text; ``compact`` uses the C encoder (indenting falls back to slow pure Python)."""
     return (json.dumps(doc, separators=(",", ":")) if compact else json.dumps(doc, indent=1)) + "\n"
-
-
-def write_yolo(path: str | Path, particles: Sequence[PlacedParticle], width: int, height: int) -> None:
-    write_text_atomic(path, yolo_text(particles, width, height))
-
-
-def write_coco(path: str | Path, images: Sequence[LabelledImage]) -> None:
-    write_text_atomic(path, json_text(coco_dataset(images), compact=True))
-
-
-def write_data_yaml(root: str | Path, final_root: str | Path | None = None) -> None:
-    """``root/data.yaml``; ``final_root`` is the folder it will live in after an atomic rename."""
-    write_text_atomic(Path(root) / "data.yaml", data_yaml_text(final_root or root))
-
-
-def write_json(path: str | Path, doc: dict) -> None:
-    write_text_atomic(path, json_text(doc))
