@@ -9,9 +9,7 @@ the box. Particles that fail a test are skipped and counted by reason.
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +20,7 @@ from matplotlib.path import Path as MplPath
 from shapely.geometry import Polygon, box
 
 from synthgen.classes import CLASS_NAMES, canonical_class
-from synthgen.atomic import swap_in_dir
+from synthgen.atomic import staging_dir, swap_in_dir
 from synthgen.errors import InputError
 from synthgen.procedural import feather_alpha, write_png
 
@@ -349,14 +347,12 @@ def extract(
 
     digits = max(2, len(str(len(templates))))
     entries = [(f"templates/t{j + 1:0{digits}d}.png", c) for j, (c, _) in enumerate(templates)]
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
+    tmp = staging_dir(out_dir)
     try:
         (tmp / "templates").mkdir()
         for (rel, _), (_, rgba) in zip(entries, templates):
             write_png(tmp / rel, rgba)
         (tmp / "pattern.txt").write_text(pattern_text(image_path, label_path, width, height, margin, entries, report))
-        os.chmod(tmp, 0o755)
         swap_in_dir(tmp, out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -12,9 +12,7 @@ Randomness comes only from the `np.random.Generator` argument: same generator st
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +20,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from synthgen.atomic import swap_in_dir
+from synthgen.atomic import staging_dir, swap_in_dir
 from synthgen.errors import InputError
 
 KINDS: tuple[str, ...] = ("cube", "sphere")
@@ -392,10 +390,9 @@ def render_pattern_set(out_dir: str | Path, seed: int = 2022, specs=PATTERN_SPEC
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for i, spec in enumerate(specs):
-        tmp = Path(tempfile.mkdtemp(prefix=f".{spec.name}-", dir=out_dir))
+        tmp = staging_dir(out_dir / spec.name)
         try:
             render_pattern(spec, seed, i + 1, tmp)
-            os.chmod(tmp, 0o755)
             swap_in_dir(tmp, out_dir / spec.name)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
