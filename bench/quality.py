@@ -102,18 +102,66 @@ def prepare(method: str, work: Path, n: int, seed: int, log: Path) -> Path:
     return data / "data.yaml"
 
 
-def train_budgeted(data_yaml: Path, run_dir: Path, arch: str, imgsz: int, budget_min: float, seed: int) -> float:
+def train_budgeted(data_yaml: Path, run_dir: Path, arch: str, imgsz: int, budget_min: float, seed: int) -> None:
     """Train for a fixed wall-time budget (ultralytics' `time`, which fits the LR schedule to it)."""
     from detector.train import is_finished, train
+    from detector.yolo_env import usable_cores
 
     if is_finished(run_dir):
-        return json.loads((run_dir / "bench_time.json").read_text())["seconds"]
+        return
     t0 = time.perf_counter()
     train(arch, data_yaml, run_dir, imgsz=imgsz, epochs=1000, batch=16, checkpoint_every=5, seed=seed,
           plots=False, time=budget_min / 60, optimizer="AdamW", lr0=0.002, patience=1000)  # fmt: skip
-    seconds = time.perf_counter() - t0
-    (run_dir / "bench_time.json").write_text(json.dumps({"seconds": seconds}))
-    return seconds
+    timing = {"seconds": time.perf_counter() - t0, "cores": usable_cores()}
+    (run_dir / "bench_time.json").write_text(json.dumps(timing))
+
+
+def run_timing(run_dir: Path) -> dict:
+    """{"seconds", "cores", "images"} of a finished run (images seen in training, from its checkpoints)."""
+    from detector.train import read_checkpoints
+
+    timing = json.loads((run_dir / "bench_time.json").read_text())
+    timing.setdefault("cores", None)  # runs from before cores were recorded
+    timing["images"] = max((c.get("images", 0) for c in read_checkpoints(run_dir)), default=0)
+    return timing
+
+
+def train_concurrently(methods: list[str], args: argparse.Namespace) -> None:
+    """Train several methods at once, each in its own process pinned to an equal share of the cores."""
+    cores = sorted(os.sched_getaffinity(0))
+    share = max(1, len(cores) // len(methods))
+    procs = []
+    for i, m in enumerate(methods):
+        mine = set(cores[(i * share) % len(cores) :][:share])
+        cmd = [sys.executable, __file__, "--train-only", "--methods", m, "--budget-min", str(args.budget_min),
+               "--images", str(args.images), "--arch", args.arch, "--imgsz", str(args.imgsz), "--seed", str(args.seed),
+               "--work", str(args.work)]  # fmt: skip
+        print(f"training {m} on cores {sorted(mine)}", flush=True)
+        log = (args.work / f"train-{m}.txt").open("a")
+        procs.append((m, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, preexec_fn=lambda c=mine: os.sched_setaffinity(0, c))))
+    failed = [m for m, p in procs if p.wait()]
+    if failed:
+        raise SystemExit(f"training failed for {', '.join(failed)}; see {args.work}/train-<method>.txt")
+
+
+def equal_images_checkpoint(work: Path, images: int) -> Path | None:
+    """The `full` run's checkpoint whose images seen are closest to `images`, linked as a run of its own.
+
+    Lets an ablation trained with less compute (e.g. on one core) be compared with `full` at the same
+    amount of training, not only at the same wall time.
+    """
+    from detector.train import read_checkpoints
+
+    run = work / "runs" / "full"
+    ckpts = [c for c in read_checkpoints(run) if "images" in c]
+    if not ckpts:
+        return None
+    best = min(ckpts, key=lambda c: abs(c["images"] - images))
+    link = work / "equal-images" / f"full@{best['images']}" / "weights" / "best.pt"
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.unlink(missing_ok=True)
+    link.symlink_to(run / best["path"])
+    return link
 
 
 def read_rows(metrics_csv: Path) -> dict[tuple[str, str, str], dict]:
@@ -158,35 +206,53 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--work", type=Path, default=REPO / "bench" / "work" / "quality")
     ap.add_argument("--results", type=Path, default=REPO / "bench" / "results" / "quality.md")
+    ap.add_argument("--jobs", type=int, default=1, help="train this many methods at once, each pinned to an equal share of the cores")
+    ap.add_argument("--train-only", action="store_true", help=argparse.SUPPRESS)  # a --jobs worker
     ap.add_argument("--ship", action="store_true", help="copy the `full` model into detector/weights/ with its model card")
     args = ap.parse_args()
     if not all(p.is_dir() for p in VAL_SETS.values()):
         raise SystemExit(f"needs the real micrographs in {REAL} (val-I, val-II, val-III, spheres-train)")
     methods = [m for m in args.methods.split(",") if m]
-    work = args.work.resolve()
+    unknown = sorted(set(methods) - set(ALL_METHODS))
+    if unknown:
+        raise SystemExit(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(ALL_METHODS)}")
+    work = args.work = args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
-    log = work / "log.txt"
+    log = work / (f"log-{methods[0]}.txt" if args.train_only else "log.txt")
     sets = [a for s, d in VAL_SETS.items() for a in ("--set", f"{s}={d}")]
+
+    todo = [m for m in methods if not (work / "runs" / m / "bench_time.json").is_file()]
+    if args.jobs > 1 and len(todo) > 1:
+        train_concurrently(todo, args)
+    for m in todo:
+        data_yaml = prepare(m, work, args.images, args.seed, log)
+        run_dir = work / "runs" / m  # evaluate names a model after its run folder
+        print(f"training {m}: {args.arch} @ {args.imgsz}, {args.budget_min:g} min budget", flush=True)
+        train_budgeted(data_yaml, run_dir, args.arch, args.imgsz, args.budget_min, args.seed)
+    if args.train_only:
+        return
 
     baseline = work / "baseline"
     if not (baseline / "metrics.csv").is_file():
         run([bin_("detector"), "baseline", *sets, "--out", str(baseline)], log)
-    seconds, runs = {}, []
-    for m in methods:
-        data_yaml = prepare(m, work, args.images, args.seed, log)
-        run_dir = work / "runs" / m  # evaluate names a model after its run folder
-        print(f"training {m}: {args.arch} @ {args.imgsz}, {args.budget_min:g} min budget", flush=True)
-        seconds[m] = train_budgeted(data_yaml, run_dir, args.arch, args.imgsz, args.budget_min, args.seed)
     # every finished method in the work folder goes into the table, so methods can be trained in separate runs
     done = [m for m in ALL_METHODS if (work / "runs" / m / "bench_time.json").is_file()]
-    for m in done:
-        seconds.setdefault(m, json.loads((work / "runs" / m / "bench_time.json").read_text())["seconds"])
-        runs.append(str(work / "runs" / m / "weights" / "best.pt"))
+    timing = {m: run_timing(work / "runs" / m) for m in done}
+    runs = [str(work / "runs" / m / "weights" / "best.pt") for m in done]
+    equal = {}  # ablation -> `full` checkpoint with as many images seen
+    if "full" in done:
+        for m in done:
+            if m != "full" and timing[m]["images"] < 0.8 * timing["full"]["images"]:
+                link = equal_images_checkpoint(work, timing[m]["images"])
+                if link is not None and str(link) not in runs:
+                    runs.append(str(link))
+                if link is not None:
+                    equal[m] = link.parent.parent.name
     report = work / "report"
     shutil.rmtree(report, ignore_errors=True)
     run([bin_("detector"), "evaluate", *runs, *sets, "--predictions", f"baseline={baseline / 'predictions'}",
          "--imgsz", str(args.imgsz), "--out", str(report)], log)  # fmt: skip
-    text = table(read_rows(report / "metrics.csv"), done)
+    text = table(read_rows(report / "metrics.csv"), [*done, *dict.fromkeys(equal.values())])
     command = "python bench/quality.py " + shlex.join(a for a in sys.argv[1:] if a != "--ship")
     header = [
         "# Quality on real micrographs",
@@ -194,8 +260,10 @@ def main() -> None:
         f"Command: `{command}`  ",
         f"Seed {args.seed}; {args.arch} at {args.imgsz} px; {args.images} synthetic images per method + the 24 real "
         f"spheres-train micrographs; training budget {args.budget_min:g} min of wall time for the methods trained by "
-        f"this command ({', '.join(methods) or 'none'}; others reused as trained before), on {os.cpu_count()} CPU cores.  ",
-        "Training time: " + ", ".join(f"{m} {s / 60:.1f} min" for m, s in seconds.items()) + ".  ",
+        f"this command ({', '.join(todo) or 'none'}; others reused as trained before), on a {os.cpu_count()}-core CPU.  ",
+        "Training: " + "; ".join(f"{m} {t['seconds'] / 60:.1f} min on {t['cores'] or '?'} core(s), {t['images']} images seen"
+                                  for m, t in timing.items()) + ".  ",
+        *(f"`{name}` is the `full` run's checkpoint with about as many images seen as `{m}`.  " for m, name in equal.items()),
         "Counts, IoU, precision and F1 at conf 0.25; mAPs over all detections. 'cube→sphere' counts labelled "
         "cubes detected as spheres (IoU ≥ 0.5), and vice versa.",
         "",
@@ -206,10 +274,10 @@ def main() -> None:
     args.results.write_text(out)
     print(f"wrote {args.results}; full report: {report / 'report.md'}")
     if args.ship:
-        ship(work, out, command)
+        ship(work, out, command, args.imgsz)
 
 
-def ship(work: Path, table_md: str, command: str) -> None:
+def ship(work: Path, table_md: str, command: str, imgsz: int) -> None:
     """The `full` model becomes the package's default: weights + model card in detector/weights/."""
     from detector.weights import SHIPPED
 
@@ -223,7 +291,7 @@ def ship(work: Path, table_md: str, command: str) -> None:
         "# Default model: `nanosynth-yolov4-tiny.pt`\n\n"
         "Used by `detector predict` and `detector evaluate` when no weights are given.\n\n"
         "- Architecture: our YOLOv4-tiny equivalent (`detector/models/yolov4-tiny.yaml`), trained from scratch, "
-        "2 classes (0 cube, 1 sphere), input 416 px.\n"
+        f"2 classes (0 cube, 1 sphere), input {imgsz} px (predict and evaluate use it by default).\n"
         f"- Training data: {stats['synthetic_images']} synthetic micrographs (`synthgen generate` from the bundled "
         "procedural patterns and the real-template patterns of `shared/patterns-real`, realism `sem`/`strong`, "
         f"clusters, touching and occluded particles) + {stats['real_images']} real quasi-sphere micrographs "

@@ -399,7 +399,7 @@ def evaluate(
     conf: float = 0.25,
     iou: float = 0.5,
     rule: str = "iou",
-    imgsz: int = 416,
+    imgsz: int | None = None,
     device: str = "cpu",
     on_step: Callable[[str], None] | None = None,
 ) -> EvalReport:
@@ -421,7 +421,7 @@ def evaluate(
     return EvalReport(results, dict(sets), conf, iou, rule)
 
 
-def _predict_sets(weights: Path, sets: dict[str, list[Sample]], imgsz: int, device: str) -> dict[str, list[Detections]]:
+def _predict_sets(weights: Path, sets: dict[str, list[Sample]], imgsz: int | None, device: str) -> dict[str, list[Detections]]:
     from detector.predict import predict_images
     from detector.yolo_env import load_model, select_device
 

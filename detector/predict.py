@@ -60,11 +60,19 @@ def _to_detections(result, class_map: dict[int, int]) -> Detections:
     return Detections(boxes.xyxy.cpu().numpy()[keep], mapped, boxes.conf.cpu().numpy()[keep])
 
 
+def trained_imgsz(model, default: int = 416) -> int:
+    """The input size a loaded YOLO model was trained at (a model YAML has none: `default`, the paper's 416)."""
+    size = getattr(model, "overrides", {}).get("imgsz")
+    if isinstance(size, (list, tuple)):  # rectangular training: the long side
+        size = max(size)
+    return int(size) if size else default
+
+
 def predict_images(
     model,
     images: Sequence[str | Path],
     conf: float = 0.25,
-    imgsz: int = 416,
+    imgsz: int | None = None,
     device: str = "cpu",
     batch: int = 8,
     iou: float = 0.7,
@@ -75,6 +83,7 @@ def predict_images(
     stays flat on large folders.
     """
     class_map = model_class_map(model.names)
+    imgsz = imgsz or trained_imgsz(model)
     for start in range(0, len(images), batch):
         chunk = [str(p) for p in images[start : start + batch]]
         results = model.predict(

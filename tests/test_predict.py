@@ -127,7 +127,10 @@ def test_cli_predict_bad_weights(tmp_path):
 
 @pytest.mark.slow
 def test_cli_predict_end_to_end(tmp_path):
+    from detector.models import model_cfg
+    from detector.predict import trained_imgsz
     from detector.train import train
+    from detector.yolo_env import load_model
 
     paths = images(tmp_path / "data" / "images", n=4)
     (tmp_path / "data" / "labels").mkdir()
@@ -136,11 +139,14 @@ def test_cli_predict_end_to_end(tmp_path):
     (tmp_path / "data.yaml").write_text(f"path: {tmp_path / 'data'}\ntrain: images\nval: images\nnames: [cube, sphere]\n")
     run = tmp_path / "run"
     train("yolov3-tiny", tmp_path / "data.yaml", run, imgsz=64, epochs=1, batch=4, device="cpu", plots=False)
+    # without --imgsz, predict runs at the size the model was trained at (a model YAML: the paper's 416)
+    assert trained_imgsz(load_model(run / "weights" / "last.pt")) == 64
+    assert trained_imgsz(load_model(model_cfg("yolov3-tiny"))) == 416
     out = tmp_path / "pred"
     res = runner.invoke(
         app,
         ["predict", str(run / "weights" / "last.pt"), str(tmp_path / "data"), "--out", str(out), "--conf", "0.0",
-         "--imgsz", "64", "--device", "cpu", "--nm-per-px", "1.5", "--save", "coco"],
+         "--device", "cpu", "--nm-per-px", "1.5", "--save", "coco"],
     )  # fmt: skip
     assert res.exit_code == 0, res.output
     for name in ("detections.csv", "counts.csv", "summary.json", "sizes_cube.png", "sizes_sphere.png", "coco/annotations.json"):

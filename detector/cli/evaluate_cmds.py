@@ -52,6 +52,9 @@ SetOpt = Annotated[
     ),
 ]
 ConfOpt = Annotated[float, typer.Option(min=0.0, max=1.0, help="Confidence threshold for counts, IoU, precision and recall (mAPs use every detection).")]
+ImgszOpt = Annotated[
+    Optional[int], typer.Option(min=32, help="Inference size in pixels (default: the size the model was trained at; paper: 416).", show_default=False)
+]
 IouOpt = Annotated[float, typer.Option(min=0.01, max=1.0, help="IoU a detection needs with a labelled particle to count (paper: 0.5).")]
 MatchOpt = Annotated[
     Match, typer.Option(help="iou: IoU >= --iou (Cartucho/mAP, the 2022 paper); center: the detection's centre lies inside the labelled box (Okunev 2020).")
@@ -124,7 +127,7 @@ def evaluate_cmd(
     conf: ConfOpt = 0.25,
     iou: IouOpt = 0.5,
     match: MatchOpt = Match.iou,
-    imgsz: Annotated[int, typer.Option(help="Inference size in pixels (paper: 416).")] = 416,
+    imgsz: ImgszOpt = None,
     device: Annotated[str, typer.Option(help="auto, cpu, or a CUDA index such as 0.")] = "auto",
     overlays: OverlaysOpt = False,
 ) -> None:
@@ -155,7 +158,7 @@ def predict_cmd(
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = ...,
     conf: Annotated[float, typer.Option(help="Keep detections at least this confident.")] = 0.25,
-    imgsz: Annotated[int, typer.Option(help="Inference size in pixels (paper: 416).")] = 416,
+    imgsz: ImgszOpt = None,
     device: Annotated[str, typer.Option(help="auto, cpu, or a CUDA index such as 0.")] = "auto",
     nm_per_px: Annotated[
         Optional[float], typer.Option("--nm-per-px", min=0.0, help="Image scale: sizes are also given in nm (read it off the SEM scale bar).")
