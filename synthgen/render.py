@@ -1,7 +1,7 @@
 """Paste rotated templates on a dark canvas and return the image. No writes.
 
 Each particle is warped with the same affine map as its footprint polygon (``PlacedParticle.matrix``)
-and only inside its own bounding-box patch; its soft alpha is cut to the rasterised footprint, so
+and only inside its own bounding-box patch; its soft alpha is cut to the footprint's pixels, so
 every painted pixel has its centre inside (or on the edge of) the labelled footprint.
 """
 
@@ -57,11 +57,27 @@ def paste(canvas: np.ndarray, stack: np.ndarray, p: PlacedParticle, template_siz
     m = np.array([[a, -b, tx], [b, a, ty]])
     size = (c1 - c0, r1 - r0)
     fg, alpha, _, _ = cv2.split(cv2.warpAffine(stack, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT))
-    inside = np.zeros((size[1], size[0]), np.uint8)
-    xy = shapely.get_coordinates(p.footprint) - (c0 + 0.5, r0 + 0.5)  # the exterior: footprints have no holes
-    cv2.fillPoly(inside, [np.round(xy * 16.0).astype(np.int32)], 255, lineType=cv2.LINE_8, shift=4)
+    inside = footprint_pixels(p.footprint, c0, r0, size)
     fg = cv2.bitwise_and(fg, inside)
     keep = cv2.bitwise_not(cv2.bitwise_and(alpha, inside))  # 255 - alpha inside, 255 outside
     region = canvas[r0:r1, c0:c1]
     # Premultiplied "over": fg + bg * (255 - alpha) / 255, rounded and saturated by cv2.
     region[...] = cv2.add(fg, cv2.multiply(region, keep, scale=1.0 / 255.0))
+
+
+def footprint_pixels(footprint, c0: int, r0: int, size: tuple[int, int]) -> np.ndarray:
+    """uint8 mask (255) of the pixels of the patch at (c0, r0) whose centres lie in or on ``footprint``.
+
+    cv2.fillPoly also paints every pixel its outline touches (up to ~0.8 px outside), so the mask's
+    rim, the only place such pixels can be, is re-tested exactly with shapely.
+    """
+    inside = np.zeros((size[1], size[0]), np.uint8)
+    xy = shapely.get_coordinates(footprint) - (c0 + 0.5, r0 + 0.5)  # the exterior: footprints have no holes
+    cv2.fillPoly(inside, [np.round(xy * 16.0).astype(np.int32)], 255, lineType=cv2.LINE_8, shift=4)
+    # A painted pixel outside lies < 0.8 px beyond an edge, so some 8-neighbour lies >= 0.92 px beyond
+    # it and is unpainted: every such pixel is on the rim that one 3x3 erosion peels off.
+    rim = cv2.subtract(inside, cv2.erode(inside, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=0))
+    rows, cols = np.nonzero(rim)
+    out = ~shapely.intersects_xy(footprint, cols + (c0 + 0.5), rows + (r0 + 0.5))
+    inside[rows[out], cols[out]] = 0
+    return inside
