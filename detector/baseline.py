@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from detector.core import Detections
+from synthgen.annotations import Detections
 from synthgen.classes import CLASS_NAMES, class_id
 from synthgen.errors import InputError
 

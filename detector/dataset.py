@@ -1,6 +1,6 @@
 """Merge synthetic and real labelled folders into an ultralytics training set (``detector build-dataset``).
 
-Stages, each a small function: load every folder with :mod:`detector.formats` (any label format),
+Stages, each a small function: load every folder with :mod:`synthgen.formats` (any label format),
 clip boxes to the image, optionally cut the SEM information bar off real images (moving their labels),
 balance object counts per class by sampling images, split train/val[/test] so that every split holds
 every class, and write ``OUT/{train,val,test}/{images,labels}`` with ``data.yaml`` and ``stats.json``.
@@ -22,8 +22,8 @@ import cv2
 import numpy as np
 import yaml
 
-from detector.core import Detections, Sample
-from detector.formats import image_size, read_labelled_folder
+from synthgen.annotations import Detections, Sample
+from synthgen.formats import image_size, read_labelled_folder
 from detector.info_bar import find_info_bar
 from synthgen.classes import CLASS_NAMES
 from synthgen.atomic import staging_dir, swap_in_dir

@@ -29,8 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from detector.core import Detections, Sample
-from detector.formats import parse_yolo, read_labelled_folder
+from synthgen.annotations import Detections, Sample
+from synthgen.formats import parse_yolo, read_labelled_folder
 from detector.metrics import RULES, SetMetrics, evaluate_set
 from detector.train import CHECKPOINTS_JSON, read_checkpoints
 from synthgen.classes import CLASS_NAMES, canonical_class

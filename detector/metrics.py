@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from detector.core import Detections
+from synthgen.annotations import Detections
 
 RULES = ("iou", "center")
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from detector.core import Detections
-from detector.formats import IMAGE_SUFFIXES, class_map_from_names, list_images
+from synthgen.annotations import Detections
+from synthgen.formats import IMAGE_SUFFIXES, class_map_from_names, list_images
 from synthgen.errors import InputError
 
 MAX_DETECTIONS = 1000  # dense micrographs (val-II) hold hundreds of particles; ultralytics' default is 300

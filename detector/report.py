@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from detector.core import Detections, Sample
+from synthgen.annotations import Detections, Sample
 from detector.evaluate import EvalReport, EvalResult, coco_ground_truth
 from detector.metrics import match_image
 from detector.predict import SizeStats, equivalent_diameter, size_stats

@@ -31,7 +31,7 @@ from typing import Any
 import yaml
 
 from detector import yolo_env
-from detector.formats import IMAGE_SUFFIXES
+from synthgen.formats import IMAGE_SUFFIXES
 from detector.models import model_cfg
 from synthgen.atomic import write_text_atomic
 from synthgen.errors import InputError

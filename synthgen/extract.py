@@ -22,6 +22,7 @@ from shapely.geometry import Polygon, box
 from synthgen.classes import CLASS_NAMES, canonical_class
 from synthgen.atomic import staging_dir, swap_in_dir
 from synthgen.errors import InputError
+from synthgen.formats import read_label_file
 from synthgen.procedural import feather_alpha, write_png
 
 MASK_SUFFIXES = {".png", ".tif", ".tiff", ".bmp"}  # lossless only: a JPEG cannot hold instance ids
@@ -110,8 +111,7 @@ def particles_from_mask(labels: np.ndarray, class_name: str) -> list[Particle]:
 
 
 def particles_from_labels(label_path: Path, image_path: Path, class_name: str | None) -> list[Particle]:
-    """Particles of a YOLO / COCO / labelme / VOC label file via detector.formats."""
-    from detector.formats import read_label_file  # detector may import synthgen, not at module level
+    """Particles of a YOLO / COCO / labelme / VOC label file."""
 
     det, polygons = read_label_file(label_path, image_path)
     out = []

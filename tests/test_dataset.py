@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from detector.cli import app
-from detector.core import Detections, Sample
+from synthgen.annotations import Detections, Sample
 from detector.dataset import (
     Item,
     balance_items,

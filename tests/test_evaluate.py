@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from detector.cli import app
-from detector.core import Detections, Sample
+from synthgen.annotations import Detections, Sample
 from detector.evaluate import (
     ModelSpec,
     coco_ground_truth,
@@ -26,7 +26,7 @@ from detector.evaluate import (
     read_predictions,
     score,
 )
-from detector.formats import read_labelled_folder
+from synthgen.formats import read_labelled_folder
 from synthgen.errors import InputError
 
 runner = CliRunner()

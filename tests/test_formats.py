@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from detector.formats import (
+from synthgen.formats import (
     image_size,
     parse_coco,
     parse_labelme,

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detector.core import Detections
+from synthgen.annotations import Detections
 from detector.metrics import average_precision, box_iou, centers_inside, evaluate_set, match_image, voc_ap
 
 NAMES = ("cube", "sphere")

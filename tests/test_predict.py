@@ -13,8 +13,8 @@ import pytest
 from typer.testing import CliRunner
 
 from detector.cli import app
-from detector.core import Detections
-from detector.formats import read_label_file, read_labelled_folder
+from synthgen.annotations import Detections
+from synthgen.formats import read_label_file, read_labelled_folder
 from detector.predict import collect_images, equivalent_diameter, model_class_map, size_stats
 from detector.report import write_predictions
 from synthgen.errors import InputError
@@ -86,7 +86,7 @@ def test_write_predictions_outputs_and_read_back(tmp_path, fmt):
     assert stats[1].count == 3 and summary["classes"]["sphere"]["mean"] == pytest.approx((32 + 36 + 12) / 3)
     assert (out / "sizes_cube.png").stat().st_size > 0 and (out / "sizes_sphere.png").is_file()
     assert sorted(p.name for p in (out / "annotated").iterdir()) == ["im0.png", "im1.png"]
-    # the saved annotations read back through detector.formats with the same boxes and classes
+    # the saved annotations read back through synthgen.formats with the same boxes and classes
     samples = read_labelled_folder(out / fmt)
     assert [s.image_path.name for s in samples] == ["im0.png", "im1.png"]
     for s, d in zip(samples, DETS):

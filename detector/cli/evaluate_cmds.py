@@ -172,7 +172,7 @@ def predict_cmd(
 
     Size = equivalent diameter sqrt(w*h) of each box (the circle with the area of the inscribed ellipse).
     """
-    from detector.formats import image_size
+    from synthgen.formats import image_size
     from detector.predict import collect_images, predict_images
     from detector.report import write_predictions
     from detector.yolo_env import load_model, select_device

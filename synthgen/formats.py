@@ -16,7 +16,7 @@ import numpy as np
 import yaml
 from PIL import Image, UnidentifiedImageError
 
-from detector.core import Detections, Sample
+from synthgen.annotations import Detections, Sample
 from synthgen.classes import CLASS_NAMES, canonical_class
 from synthgen.errors import InputError
 
