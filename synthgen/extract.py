@@ -23,6 +23,7 @@ from synthgen.classes import CLASS_NAMES, canonical_class
 from synthgen.atomic import staging_dir, swap_in_dir
 from synthgen.errors import InputError
 from synthgen.formats import read_label_file
+from synthgen.pattern import format_pattern, template_paths
 from synthgen.procedural import feather_alpha, write_png
 
 MASK_SUFFIXES = {".png", ".tif", ".tiff", ".bmp"}  # lossless only: a JPEG cannot hold instance ids
@@ -277,13 +278,11 @@ def cut_template(
 def pattern_text(image_path: Path, label_path: Path, width: int, height: int, margin: int, entries, report) -> str:
     """pattern.txt with a header saying where the templates came from."""
     counts = ", ".join(f"{n} {r}" for r, n in report.skipped_counts().items()) or "none"
-    lines = [
-        f"# templates cut from {image_path.name} by synthgen extract (labels {label_path.name}, margin {margin} px)",
-        f"# {len(entries)} written; skipped: {counts}",
-        f"{width} {height}",
+    comments = [
+        f"templates cut from {image_path.name} by synthgen extract (labels {label_path.name}, margin {margin} px)",
+        f"{len(entries)} written; skipped: {counts}",
     ]
-    lines += [f"{rel} {cls}" for rel, cls in entries]
-    return "\n".join(lines) + "\n"
+    return format_pattern(comments, (width, height), entries)
 
 
 def _prepare_out(out_dir: Path, force: bool) -> None:
@@ -345,8 +344,7 @@ def extract(
         counts = ", ".join(f"{n} {r}" for r, n in report.skipped_counts().items())
         raise InputError(f"no particle could be cut out of {len(particles)} labelled ({counts})", label_path)
 
-    digits = max(2, len(str(len(templates))))
-    entries = [(f"templates/t{j + 1:0{digits}d}.png", c) for j, (c, _) in enumerate(templates)]
+    entries = list(zip(template_paths(len(templates)), (c for c, _ in templates)))
     tmp = staging_dir(out_dir)
     try:
         (tmp / "templates").mkdir()

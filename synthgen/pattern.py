@@ -12,7 +12,7 @@ Every defect is collected as ``InputError(path, line)`` and raised together as `
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -208,3 +208,18 @@ def load_patterns(paths: Iterable[str | Path]) -> list[Pattern]:
     if errors:
         raise InputErrors(errors)
     return patterns
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def template_paths(count: int) -> list[str]:
+    """Relative paths for the templates of a written pattern: templates/t01.png, ... (zero-padded so they sort)."""
+    digits = max(2, len(str(count)))
+    return [f"templates/t{j + 1:0{digits}d}.png" for j in range(count)]
+
+
+def format_pattern(comments: Sequence[str], size: tuple[int, int], entries: Sequence[tuple[str, str]]) -> str:
+    """Pattern-file text: '# ' comment lines, the canvas 'W H', then one 'path class' line per template."""
+    lines = [f"# {c}" for c in comments] + [f"{size[0]} {size[1]}"] + [f"{path} {cls}" for path, cls in entries]
+    return "\n".join(lines) + "\n"

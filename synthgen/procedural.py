@@ -22,6 +22,7 @@ from PIL import Image
 
 from synthgen.atomic import staging_dir, swap_in_dir
 from synthgen.errors import InputError
+from synthgen.pattern import format_pattern, template_paths
 
 KINDS: tuple[str, ...] = ("cube", "sphere")
 SUPERSAMPLE = 3  # ray-march at 3x and area-average down: smooth outlines without aliasing
@@ -356,24 +357,20 @@ def write_png(path: Path, rgba: np.ndarray) -> None:
 
 def pattern_text(spec: PatternSpec, classes: list[str], seed: int) -> str:
     """The pattern.txt of a bundled pattern, with a header saying how it was made."""
-    lines = [
-        f"# bundled pattern {spec.name}: procedural SEM templates, made by",
-        f"#   synthgen render-templates --out patterns/ --seed {seed}",
-        f"# {classes.count('cube')} cube(s), {classes.count('sphere')} quasi-sphere(s); do not edit, regenerate",
-        f"{spec.resolution[0]} {spec.resolution[1]}",
+    comments = [
+        f"bundled pattern {spec.name}: procedural SEM templates, made by",
+        f"  synthgen render-templates --out patterns/ --seed {seed}",
+        f"{classes.count('cube')} cube(s), {classes.count('sphere')} quasi-sphere(s); do not edit, regenerate",
     ]
-    width = max(2, len(str(len(classes))))
-    lines += [f"templates/t{j + 1:0{width}d}.png {c}" for j, c in enumerate(classes)]
-    return "\n".join(lines) + "\n"
+    return format_pattern(comments, spec.resolution, list(zip(template_paths(len(classes)), classes)))
 
 
 def render_pattern(spec: PatternSpec, seed: int, index: int, out_dir: Path) -> None:
     """Write `out_dir/pattern.txt` and `out_dir/templates/tNN.png` for one pattern (dir must exist)."""
     items = render_pattern_templates(spec, seed, index)
     (out_dir / "templates").mkdir(parents=True, exist_ok=True)
-    width = max(2, len(str(len(items))))
-    for j, (_, rgba) in enumerate(items):
-        write_png(out_dir / "templates" / f"t{j + 1:0{width}d}.png", rgba)
+    for rel, (_, rgba) in zip(template_paths(len(items)), items):
+        write_png(out_dir / rel, rgba)
     (out_dir / "pattern.txt").write_text(pattern_text(spec, [c for c, _ in items], seed))
 
 
