@@ -206,7 +206,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--work", type=Path, default=REPO / "bench" / "work" / "quality")
     ap.add_argument("--results", type=Path, default=REPO / "bench" / "results" / "quality.md")
-    ap.add_argument("--jobs", type=int, default=1, help="train this many methods at once, each pinned to an equal share of the cores")
+    ap.add_argument("--jobs", type=int, default=1, help="train the ablations this many at once, each pinned to an equal share of the cores (`full` always trains alone)")
     ap.add_argument("--train-only", action="store_true", help=argparse.SUPPRESS)  # a --jobs worker
     ap.add_argument("--ship", action="store_true", help="copy the `full` model into detector/weights/ with its model card")
     args = ap.parse_args()
@@ -222,9 +222,13 @@ def main() -> None:
     sets = [a for s, d in VAL_SETS.items() for a in ("--set", f"{s}={d}")]
 
     todo = [m for m in methods if not (work / "runs" / m / "bench_time.json").is_file()]
-    if args.jobs > 1 and len(todo) > 1:
-        train_concurrently(todo, args)
+    # `full` (the model we ship) trains first, alone, on every core; the ablations after it, --jobs at a time
+    todo.sort(key=lambda m: m != "full")
+    ablations = [m for m in todo if m != "full"]
     for m in todo:
+        if args.jobs > 1 and len(ablations) > 1 and m == ablations[0]:
+            for i in range(0, len(ablations), args.jobs):  # trained there; the loop below finds them done
+                train_concurrently(ablations[i : i + args.jobs], args)
         data_yaml = prepare(m, work, args.images, args.seed, log)
         run_dir = work / "runs" / m  # evaluate names a model after its run folder
         print(f"training {m}: {args.arch} @ {args.imgsz}, {args.budget_min:g} min budget", flush=True)
