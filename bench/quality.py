@@ -130,16 +130,18 @@ def train_concurrently(methods: list[str], args: argparse.Namespace) -> None:
     """Train several methods at once, each in its own process pinned to an equal share of the cores."""
     cores = sorted(os.sched_getaffinity(0))
     share = max(1, len(cores) // len(methods))
-    procs = []
+    procs, logs = [], []
     for i, m in enumerate(methods):
         mine = set(cores[(i * share) % len(cores) :][:share])
         cmd = [sys.executable, __file__, "--train-only", "--methods", m, "--budget-min", str(args.budget_min),
                "--images", str(args.images), "--arch", args.arch, "--imgsz", str(args.imgsz), "--seed", str(args.seed),
                "--work", str(args.work)]  # fmt: skip
         print(f"training {m} on cores {sorted(mine)}", flush=True)
-        log = (args.work / f"train-{m}.txt").open("a")
-        procs.append((m, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, preexec_fn=lambda c=mine: os.sched_setaffinity(0, c))))
+        logs.append((args.work / f"train-{m}.txt").open("a"))
+        procs.append((m, subprocess.Popen(cmd, stdout=logs[-1], stderr=subprocess.STDOUT, preexec_fn=lambda c=mine: os.sched_setaffinity(0, c))))
     failed = [m for m, p in procs if p.wait()]
+    for log in logs:
+        log.close()
     if failed:
         raise SystemExit(f"training failed for {', '.join(failed)}; see {args.work}/train-<method>.txt")
 
@@ -246,12 +248,12 @@ def main() -> None:
     equal = {}  # ablation -> `full` checkpoint with as many images seen
     if "full" in done:
         for m in done:
+            link = None
             if m != "full" and timing[m]["images"] < 0.8 * timing["full"]["images"]:
                 link = equal_images_checkpoint(work, timing[m]["images"])
-                if link is not None and str(link) not in runs:
-                    runs.append(str(link))
-                if link is not None:
-                    equal[m] = link.parent.parent.name
+            if link is not None:
+                equal[m] = link.parent.parent.name
+                runs += [str(link)] if str(link) not in runs else []
     report = work / "report"
     shutil.rmtree(report, ignore_errors=True)
     run([bin_("detector"), "evaluate", *runs, *sets, "--predictions", f"baseline={baseline / 'predictions'}",
