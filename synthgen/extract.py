@@ -113,7 +113,6 @@ def particles_from_mask(labels: np.ndarray, class_name: str) -> list[Particle]:
 
 def particles_from_labels(label_path: Path, image_path: Path, class_name: str | None) -> list[Particle]:
     """Particles of a YOLO / COCO / labelme / VOC label file."""
-
     det, polygons = read_label_file(label_path, image_path)
     out = []
     for xyxy, cid, poly in zip(det.xyxy, det.class_id, polygons):
