@@ -1,4 +1,4 @@
-"""Quality on real micrographs: synthetic training data -> detector -> val-I, val-II, val-III.
+"""Quality on real micrographs: synthetic training data -> detector -> val-I, val-II, val-III, val-STEM.
 
 One command, run in the background (hours on a 2-core CPU; never in CI):
 
@@ -6,14 +6,25 @@ One command, run in the background (hours on a 2-core CPU; never in CI):
 
 For each method it generates a synthetic training set with `synthgen generate`, mixes in the real
 quasi-sphere micrographs of ../shared/data/real-sem/spheres-train with `detector build-dataset`,
-trains for a fixed wall-time budget, and scores `weights/best.pt` with `detector evaluate` on
-val-I, val-II and val-III next to `detector baseline` (classical flooding) on the same sets.
+trains for a fixed wall-time budget (from scratch, or fine-tuning the shipped model), and scores
+`weights/best.pt` with `detector evaluate`'s default options (tiled inference `auto`) on val-I..III and
+val-STEM next to `detector baseline` (classical flooding) and the previously shipped model.
+
+The headline ("dev score") is the mean mAP@0.5 over the sets that gave no templates: val-II and
+val-III class-aware, val-STEM class-agnostic (its published labels are single-class). val-I is
+reported apart as "template source, optimistic": the real templates were cut from its images.
+Configurations are chosen on the headline, never on val-I.
 
 Methods (``--methods``, comma-separated):
   full             bundled procedural + real templates (../shared/patterns-real), realism and
                    agglomerates on: the configuration we ship;
   no-realism       the same templates, plain dark canvas, no agglomerates (the paper's method);
-  procedural-only  bundled procedural templates only, realism and agglomerates on.
+  procedural-only  bundled procedural templates only, realism and agglomerates on;
+  wide-ft          wider appearance (bundled p01-p10 incl. faceted quasi-spheres, real templates
+                   of patterns-real and those `synthgen extract` cuts from spheres-train by their
+                   instance masks, realism sem/strong/wide: light substrates, rims and halos,
+                   scale-bar text; particle scale 0.3-4x), fine-tuned from the shipped model;
+  previous         the shipped model as found in detector/weights/ on the first run (no training).
 
 Prints one table (set x method: mAP@0.5, class-agnostic mAP@0.5, mAP@[.5:.95], IoU, detected %,
 precision, F1, cube<->sphere confusions) and writes it to bench/results/quality.md with the command,
@@ -37,24 +48,59 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 REAL = SHARED / "data" / "real-sem"
-VAL_SETS = {"I": REAL / "val-I", "II": REAL / "val-II", "III": REAL / "val-III"}
+VAL_SETS = {"I": REAL / "val-I", "II": REAL / "val-II", "III": REAL / "val-III", "STEM": REAL / "val-STEM"}
+# The dev score: sets that gave no templates, with the class rule their labels support.
+HEADLINE = {"II": "all", "III": "all", "STEM": "any"}
 
 # Synthetic image counts per generated folder; realism and agglomerate options per method.
 AGGLOMERATES = ["--max-particles", "300", "--scale-jitter", "0.1", "--scale-range", "0.5,2.5",
                 "--density-range", "0.05,1", "--cluster-prob", "0.5", "--touching", "--occlusion", "0.2",
                 "--drop-occluded", "0.6"]  # fmt: skip
-ALL_METHODS = ("full", "no-realism", "procedural-only")
+WIDE_SCALE = ["--scale-range", "0.3,4"]  # after AGGLOMERATES' own range: the later option wins
+ALL_METHODS = ("full", "no-realism", "procedural-only", "wide-ft", "previous")
+UNTRAINED = ("previous",)
+UNTILED = "previous --tile off"  # table row: the previous model without tiled inference
+FINETUNED = {"wide-ft": "shipped"}  # method -> starting weights (`detector train --weights`)
 REALISM = {
     "sem": ["--realism", "sem", *AGGLOMERATES],
     "strong": ["--realism", "strong", *AGGLOMERATES],
+    "wide": ["--realism", "wide", *AGGLOMERATES, *WIDE_SCALE],
+    "strong-wide": ["--realism", "strong", *AGGLOMERATES, *WIDE_SCALE],
     "none": [],
 }
 
 
-def synthetic_folders(method: str, n: int) -> list[tuple[str, list[str], int, list[str]]]:
+def extracted_patterns(work: Path, log: Path) -> list[str]:
+    """Pattern files of real quasi-sphere templates cut from spheres-train by their instance masks."""
+    out = work / "extracted"
+    train = REAL / "spheres-train"
+    for image in sorted((train / "images").iterdir()):
+        dest = out / image.stem
+        if (dest / "pattern.txt").is_file():
+            continue
+        labels, mask = train / "labels" / f"{image.stem}.txt", train / "masks" / f"{image.stem}.png"
+        done = subprocess.run([bin_("synthgen"), "extract", str(image), "--labels", str(labels), "--masks", str(mask),
+                               "--out", str(dest)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+        with log.open("a") as f:
+            f.write(done.stdout)
+    return sorted(str(p) for p in out.glob("*/pattern.txt"))
+
+
+def synthetic_folders(method: str, n: int, work: Path, log: Path) -> list[tuple[str, list[str], int, list[str]]]:
     """(name, pattern files, image count, generate options) per synthetic folder of a method."""
-    bundled = sorted(str(p) for p in (REPO / "patterns").glob("p*/pattern.txt"))
+    all_bundled = sorted(str(p) for p in (REPO / "patterns").glob("p*/pattern.txt"))
+    bundled = [p for p in all_bundled if Path(p).parent.name <= "p08"]  # the first round's recipes
     real_tpl = sorted(str(p) for p in (SHARED / "patterns-real").glob("*/pattern.txt"))
+    if method == "wide-ft":
+        real_all = real_tpl + extracted_patterns(work, log)
+        k = n // 5
+        return [
+            ("bundled-sem", all_bundled, k, REALISM["sem"]),
+            ("bundled-strong", all_bundled, k, REALISM["strong-wide"]),
+            ("bundled-wide", all_bundled, k, REALISM["wide"]),
+            ("real-wide", real_all, k, REALISM["wide"]),
+            ("real-strong", real_all, n - 4 * k, REALISM["strong-wide"]),
+        ]
     if method == "full":
         return [
             ("bundled-sem", bundled, n // 4, REALISM["sem"]),
@@ -90,7 +136,7 @@ def prepare(method: str, work: Path, n: int, seed: int, log: Path) -> Path:
     if (data / "data.yaml").is_file():
         return data / "data.yaml"
     folders = []
-    for i, (name, patterns, count, opts) in enumerate(synthetic_folders(method, n)):
+    for i, (name, patterns, count, opts) in enumerate(synthetic_folders(method, n, work, log)):
         out = work / method / "synthetic" / name
         if not (out / "manifest.json").is_file():
             shutil.rmtree(out, ignore_errors=True)
@@ -102,16 +148,24 @@ def prepare(method: str, work: Path, n: int, seed: int, log: Path) -> Path:
     return data / "data.yaml"
 
 
-def train_budgeted(data_yaml: Path, run_dir: Path, arch: str, imgsz: int, budget_min: float, seed: int) -> None:
-    """Train for a fixed wall-time budget (ultralytics' `time`, which fits the LR schedule to it)."""
+def train_budgeted(data_yaml: Path, run_dir: Path, arch: str, imgsz: int, budget_min: float, seed: int,
+                   weights: str | None = None) -> None:
+    """Train for a fixed wall-time budget (ultralytics' `time`, which fits the LR schedule to it).
+
+    With `weights` the run fine-tunes that model (half the learning rate, one warm-up epoch) and resumes
+    itself when it was interrupted.
+    """
     from detector.train import is_finished, train
     from detector.yolo_env import usable_cores
 
     if is_finished(run_dir):
         return
     t0 = time.perf_counter()
-    train(arch, data_yaml, run_dir, imgsz=imgsz, epochs=1000, batch=16, checkpoint_every=5, seed=seed,
-          plots=False, time=budget_min / 60, optimizer="AdamW", lr0=0.002, patience=1000)  # fmt: skip
+    resume = (run_dir / "weights" / "last.pt").is_file()
+    tune = {"lr0": 0.001, "warmup_epochs": 1} if weights else {"lr0": 0.002}
+    train(arch, data_yaml, run_dir, imgsz=imgsz, epochs=1000, batch=16, checkpoint_every=1 if weights else 5, seed=seed,
+          plots=False, time=budget_min / 60, optimizer="AdamW", patience=1000, resume=resume,
+          weights=None if resume else weights, **({} if resume else tune))  # fmt: skip
     timing = {"seconds": time.perf_counter() - t0, "cores": usable_cores()}
     (run_dir / "bench_time.json").write_text(json.dumps(timing))
 
@@ -122,8 +176,35 @@ def run_timing(run_dir: Path) -> dict:
 
     timing = json.loads((run_dir / "bench_time.json").read_text())
     timing.setdefault("cores", None)  # runs from before cores were recorded
-    timing["images"] = max((c.get("images", 0) for c in read_checkpoints(run_dir)), default=0)
+    ckpts = read_checkpoints(run_dir)
+    timing.setdefault("images", max((c.get("images", 0) for c in ckpts), default=0))
+    if ckpts and "images_total" in ckpts[-1]:  # fine-tuned: the training of its starting weights too
+        timing["images_total"] = ckpts[-1]["images_total"]
+        timing["seconds_total"] = ckpts[-1].get("seconds_total")
     return timing
+
+
+def describe_training(method: str, t: dict) -> str:
+    if method in UNTRAINED:
+        return f"{method} trained before ({t['seconds'] / 60:.1f} min, {t['images']} images seen)"
+    text = f"{method} {t['seconds'] / 60:.1f} min on {t['cores'] or '?'} core(s), {t['images']} images seen"
+    if "images_total" in t:
+        text += f" (fine-tuned from {FINETUNED.get(method, 'a model')}: cumulative {(t.get('seconds_total') or 0) / 60:.1f} min, {t['images_total']} images)"
+    return text
+
+
+def snapshot_shipped(run_dir: Path) -> None:
+    """Keep the shipped model as found on the first run, so the table compares against it after --ship."""
+    from detector.weights import SHIPPED
+
+    best = run_dir / "weights" / "best.pt"
+    if best.is_file():
+        return
+    best.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(SHIPPED, best)
+    sidecar = SHIPPED.with_suffix(".json")
+    prior = json.loads(sidecar.read_text()) if sidecar.is_file() else {}
+    (run_dir / "bench_time.json").write_text(json.dumps({"seconds": prior.get("seconds") or 0, "cores": 2, "images": prior.get("images") or 0}))
 
 
 def train_concurrently(methods: list[str], args: argparse.Namespace) -> None:
@@ -180,6 +261,21 @@ def f1(p: float, r: float) -> float:
     return 0.0 if p + r == 0 else 2 * p * r / (p + r)
 
 
+def headline_table(rows: dict, methods: list[str]) -> str:
+    """Method x dev set mAP@0.5 (class rule per set), their mean (the headline), and val-I apart."""
+    head = "| method | val-II | val-III | val-STEM (class-agnostic) | **headline mean** | val-I (template source, optimistic) |"
+    lines = [head, "|---|---:|---:|---:|---:|---:|"]
+    for m in [*methods, "baseline"]:
+        vals = [rows.get((s, m, cls)) for s, cls in HEADLINE.items()]
+        if any(v is None for v in vals):
+            continue
+        maps = [float(v["map50"]) for v in vals]
+        one = rows.get(("I", m, "all"))
+        lines.append(f"| {m} | {' | '.join(f'{x:.3f}' for x in maps)} | **{sum(maps) / len(maps):.3f}** | "
+                     f"{float(one['map50']):.3f} |" if one else "| - |")  # fmt: skip
+    return "\n".join(lines)
+
+
 def table(rows: dict, methods: list[str]) -> str:
     head = "| set | method | mAP@0.5 | mAP@0.5 class-agnostic | mAP@[.5:.95] | IoU | detected % | precision | F1 | cube→sphere | sphere→cube |"
     lines = [head, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -204,13 +300,13 @@ def main() -> None:
     ap.add_argument("--budget-min", type=float, default=60.0, help="training wall time per model, minutes")
     ap.add_argument("--images", type=int, default=800, help="synthetic images per method")
     ap.add_argument("--arch", default="yolov4-tiny")
-    ap.add_argument("--imgsz", type=int, default=416)
+    ap.add_argument("--imgsz", type=int, default=None, help="training size [default: 416 from scratch, the model's own when fine-tuning]")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--work", type=Path, default=REPO / "bench" / "work" / "quality")
     ap.add_argument("--results", type=Path, default=REPO / "bench" / "results" / "quality.md")
     ap.add_argument("--jobs", type=int, default=1, help="train the ablations this many at once, each pinned to an equal share of the cores (`full` always trains alone)")
     ap.add_argument("--train-only", action="store_true", help=argparse.SUPPRESS)  # a --jobs worker
-    ap.add_argument("--ship", action="store_true", help="copy the `full` model into detector/weights/ with its model card")
+    ap.add_argument("--ship", metavar="METHOD", help="copy METHOD's model into detector/weights/ with its model card (choose it on the headline)")
     args = ap.parse_args()
     if not all(p.is_dir() for p in VAL_SETS.values()):
         raise SystemExit(f"needs the real micrographs in {REAL} (val-I, val-II, val-III, spheres-train)")
@@ -223,6 +319,8 @@ def main() -> None:
     log = work / (f"log-{methods[0]}.txt" if args.train_only else "log.txt")
     sets = [a for s, d in VAL_SETS.items() for a in ("--set", f"{s}={d}")]
 
+    if "previous" in methods:
+        snapshot_shipped(work / "runs" / "previous")
     todo = [m for m in methods if not (work / "runs" / m / "bench_time.json").is_file()]
     # `full` (the model we ship) trains first, alone, on every core; the ablations after it, --jobs at a time
     todo.sort(key=lambda m: m != "full")
@@ -233,8 +331,10 @@ def main() -> None:
                 train_concurrently(ablations[i : i + args.jobs], args)
         data_yaml = prepare(m, work, args.images, args.seed, log)
         run_dir = work / "runs" / m  # evaluate names a model after its run folder
-        print(f"training {m}: {args.arch} @ {args.imgsz}, {args.budget_min:g} min budget", flush=True)
-        train_budgeted(data_yaml, run_dir, args.arch, args.imgsz, args.budget_min, args.seed)
+        start = FINETUNED.get(m)
+        imgsz = args.imgsz or (None if start else 416)
+        print(f"training {m}: {start or args.arch} @ {imgsz or 'its own size'}, {args.budget_min:g} min budget", flush=True)
+        train_budgeted(data_yaml, run_dir, args.arch, imgsz, args.budget_min, args.seed, start)
     if args.train_only:
         return
 
@@ -256,20 +356,36 @@ def main() -> None:
                 runs += [str(link)] if str(link) not in runs else []
     report = work / "report"
     shutil.rmtree(report, ignore_errors=True)
+    # default options (each model at its own size, tiled inference auto): what a user gets
     run([bin_("detector"), "evaluate", *runs, *sets, "--predictions", f"baseline={baseline / 'predictions'}",
-         "--imgsz", str(args.imgsz), "--out", str(report)], log)  # fmt: skip
-    text = table(read_rows(report / "metrics.csv"), [*done, *dict.fromkeys(equal.values())])
-    command = "python bench/quality.py " + shlex.join(a for a in sys.argv[1:] if a != "--ship")
+         "--out", str(report)], log)  # fmt: skip
+    rows = read_rows(report / "metrics.csv")
+    shown = [*done, *dict.fromkeys(equal.values())]
+    if "previous" in done:  # what tiled inference alone adds: the same model with --tile off
+        untiled = work / "report-untiled"
+        shutil.rmtree(untiled, ignore_errors=True)
+        run([bin_("detector"), "evaluate", str(work / "runs" / "previous" / "weights" / "best.pt"), *sets,
+             "--tile", "off", "--out", str(untiled)], log)  # fmt: skip
+        rows.update({(k[0], UNTILED, k[2]): v for k, v in read_rows(untiled / "metrics.csv").items()})
+        shown.append(UNTILED)
+    text = headline_table(rows, shown) + "\n\n" + table(rows, shown)
+    argv = sys.argv[1:]
+    if "--ship" in argv:
+        i = argv.index("--ship")
+        argv = argv[:i] + argv[i + 2 :]
+    command = "python bench/quality.py " + shlex.join(argv)
     header = [
         "# Quality on real micrographs",
         "",
         f"Command: `{command}`  ",
-        f"Seed {args.seed}; {args.arch} at {args.imgsz} px; {args.images} synthetic images per method + the 24 real "
+        f"Seed {args.seed}; {args.arch} at {args.imgsz or 'the model size (416 from scratch)'} px; {args.images} synthetic images per method + the 24 real "
         f"spheres-train micrographs; training budget {args.budget_min:g} min of wall time for the methods trained by "
         f"this command ({', '.join(todo) or 'none'}; others reused as trained before), on a {os.cpu_count()}-core CPU.  ",
-        "Training: " + "; ".join(f"{m} {t['seconds'] / 60:.1f} min on {t['cores'] or '?'} core(s), {t['images']} images seen"
-                                  for m, t in timing.items()) + ".  ",
+        "Training: " + "; ".join(describe_training(m, t) for m, t in timing.items()) + ".  ",
         *(f"`{name}` is the `full` run's checkpoint with about as many images seen as `{m}`.  " for m, name in equal.items()),
+        "Evaluated with `detector evaluate`'s default options (tiled inference `auto`, each model at its trained size). "
+        "Headline: mean mAP@0.5 over val-II and val-III (class-aware) and val-STEM (class-agnostic: single-class labels); "
+        "val-I gave the real templates and is optimistic. "
         "Counts, IoU, precision and F1 at conf 0.25; mAPs over all detections. 'cube→sphere' counts labelled "
         "cubes detected as spheres (IoU ≥ 0.5), and vice versa.",
         "",
@@ -280,30 +396,37 @@ def main() -> None:
     args.results.write_text(out)
     print(f"wrote {args.results}; full report: {report / 'report.md'}")
     if args.ship:
-        ship(work, out, command, args.imgsz)
+        ship(work, args.ship, out, command, args.imgsz)
 
 
-def ship(work: Path, table_md: str, command: str, imgsz: int) -> None:
-    """The `full` model becomes the package's default: weights + model card in detector/weights/."""
+def ship(work: Path, method: str, table_md: str, command: str, imgsz: int | None) -> None:
+    """METHOD's model becomes the package's default: weights, cumulative training and model card."""
     from detector.weights import SHIPPED
 
-    best = work / "runs" / "full" / "weights" / "best.pt"
-    if not best.is_file():
-        raise SystemExit("--ship needs a finished `full` run")
+    best = work / "runs" / method / "weights" / "best.pt"
+    if method in UNTRAINED or not best.is_file():
+        raise SystemExit(f"--ship {method}: needs a finished trained run of that method")
+    t = run_timing(work / "runs" / method)
+    start = FINETUNED.get(method)
     shutil.copyfile(best, SHIPPED)
+    totals = {"images": t.get("images_total", t["images"]), "seconds": round(t.get("seconds_total") or t["seconds"])}
+    SHIPPED.with_suffix(".json").write_text(json.dumps({**totals, "note": "training behind the shipped weights, cumulative "
+        "over every run it was trained in (images seen, wall seconds on the 2-core CPU); read by `detector train --weights shipped`"}, indent=1) + "\n")  # fmt: skip
+    stats = json.loads((work / method / "dataset" / "stats.json").read_text())["table"]["total"]
+    origin = (f"fine-tuned from the previously shipped model ({t['seconds'] / 60:.0f} min, {t['images']} images in this run; "
+              f"cumulative {totals['seconds'] / 60:.0f} min and {totals['images']} images seen)" if start
+              else f"trained from scratch ({totals['seconds'] / 60:.0f} min, {totals['images']} images seen)")  # fmt: skip
     card = SHIPPED.with_name("MODEL_CARD.md")
-    stats = json.loads((work / "full" / "dataset" / "stats.json").read_text())["table"]["total"]
     card.write_text(
         "# Default model: `nanosynth-yolov4-tiny.pt`\n\n"
         "Used by `detector predict` and `detector evaluate` when no weights are given.\n\n"
-        "- Architecture: our YOLOv4-tiny equivalent (`detector/models/yolov4-tiny.yaml`), trained from scratch, "
-        f"2 classes (0 cube, 1 sphere), input {imgsz} px (predict and evaluate use it by default).\n"
-        f"- Training data: {stats['synthetic_images']} synthetic micrographs (`synthgen generate` from the bundled "
-        "procedural patterns and the real-template patterns of `shared/patterns-real`, realism `sem`/`strong`, "
-        f"clusters, touching and occluded particles) + {stats['real_images']} real quasi-sphere micrographs "
-        f"(`shared/data/real-sem/spheres-train`); {stats['cube']} cube and {stats['sphere']} sphere labels; "
-        "90/10 train/val split, best epoch chosen on that val split (never on val-I..III).\n"
-        f"- Regenerate: `{command} --ship` (the full pipeline: generate, build-dataset, train, evaluate).\n\n"
+        f"- Architecture: our YOLOv4-tiny equivalent (`detector/models/yolov4-tiny.yaml`), {origin}, "
+        f"2 classes (0 cube, 1 sphere), input {imgsz or 512} px (predict and evaluate use it by default, with tiled inference `auto`).\n"
+        f"- Training data (method `{method}` of `bench/quality.py`): {stats['synthetic_images']} synthetic micrographs + "
+        f"{stats['real_images']} real quasi-sphere micrographs (`shared/data/real-sem/spheres-train`); "
+        f"{stats['cube']} cube and {stats['sphere']} sphere labels; 90/10 train/val split, best epoch chosen on that val "
+        "split (never on val-I..III or val-STEM).\n"
+        f"- Regenerate: `{command} --ship {method}` (generate, build-dataset, train, evaluate).\n\n"
         + table_md.split("\n", 1)[1]
     )
     print(f"shipped {SHIPPED} ({SHIPPED.stat().st_size / 1e6:.1f} MB) and {card}")

@@ -6,6 +6,11 @@ balance object counts per class by sampling images, split train/val[/test] so th
 every class, and write ``OUT/{train,val,test}/{images,labels}`` with ``data.yaml`` and ``stats.json``.
 Nothing is written until all input has been read and checked; the tree is built in a temporary folder
 beside ``OUT`` and renamed into place at the end, so bad input or a crash leaves nothing behind.
+``--overwrite`` replaces only an earlier dataset folder (or an empty folder), never another file.
+
+Flaws of real data (degenerate or duplicate boxes, corrupt or truncated images, label files without an
+image, images without labels) are warnings (:mod:`synthgen.warnings_log`): the item is skipped, the
+warnings are counted in ``BuildResult.warnings`` and stats.json; ``strict`` makes them errors.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from detector.info_bar import find_info_bar
 from synthgen.classes import CLASS_NAMES
 from synthgen.atomic import staging_dir, swap_in_dir
 from synthgen.errors import InputError
+from synthgen.warnings_log import collect
 
 SPLIT_NAMES = ("train", "val", "test")
 BALANCE_MODES = ("none", "objects")
@@ -80,6 +86,7 @@ class BuildOptions:
     seed: int = 0
     copy: bool = False  # copy images instead of hard-linking them
     overwrite: bool = False
+    strict: bool = False  # flaws of the data (synthgen.warnings_log) are errors
 
 
 @dataclass
@@ -88,6 +95,8 @@ class BuildResult:
     data_yaml: Path
     table: dict[str, dict]  # split (and "total") -> images / synthetic / real / per-class object counts
     stats: dict = field(repr=False)
+    warnings: dict[str, int] = field(default_factory=dict)  # warning kind -> count (synthgen.warnings_log)
+    warnings_summary: str = ""  # "1 label skipped, 2 images skipped"
 
 
 # ---------------------------------------------------------------------------------------- options
@@ -461,7 +470,7 @@ def data_yaml_text(out: Path, n_splits: int) -> str:
     doc = {"path": str(Path(out).resolve())}
     doc.update({name: f"{name}/images" for name in SPLIT_NAMES[:n_splits]})
     doc["names"] = dict(enumerate(CLASS_NAMES))
-    header = "# ultralytics dataset written by `detector build-dataset`; counts and sources in stats.json\n"
+    header = DATA_YAML_HEADER + "; counts and sources in stats.json\n"
     return header + yaml.safe_dump(doc, sort_keys=False)
 
 
@@ -485,20 +494,62 @@ def _write_tree(
 # ---------------------------------------------------------------------------------------- pipeline
 
 
+DATA_YAML_HEADER = "# ultralytics dataset written by `detector build-dataset`"
+
+
+def is_dataset_folder(path: Path) -> bool:
+    """A folder written by build-dataset (its stats.json or data.yaml says so), which --overwrite may replace."""
+    try:
+        stats = json.loads((path / "stats.json").read_text(encoding="utf-8"))
+        if isinstance(stats, dict) and stats.get("created_by") == "detector build-dataset":
+            return True
+    except (OSError, ValueError):
+        pass
+    try:
+        return (path / "data.yaml").read_text(encoding="utf-8").startswith(DATA_YAML_HEADER)
+    except (OSError, ValueError):
+        return False
+
+
+def check_output(out: Path, overwrite: bool) -> None:
+    """InputError unless ``out`` may be (re)placed: absent, or with --overwrite an earlier dataset or an
+    empty folder; and its parent folder is writable."""
+    if out.exists() or out.is_symlink():
+        if not overwrite:
+            raise InputError("output folder already exists (use --overwrite to replace it)", out)
+        if not out.is_dir() or out.is_symlink():
+            raise InputError("--out is a file, not a dataset folder: --overwrite replaces only datasets, refusing to delete it", out)
+        if any(out.iterdir()) and not is_dataset_folder(out):
+            raise InputError(
+                "--out is not a dataset folder written by build-dataset (no stats.json): "
+                "--overwrite replaces only datasets, refusing to delete it",
+                out,
+            )
+    parent = out.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise InputError("cannot create the output folder: a file is in the way", parent)
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError("cannot write the output folder here: permission denied", parent)
+
+
 def build_dataset(sources: Sequence[Source], out: str | Path, options: BuildOptions, track: Track = _no_track) -> BuildResult:
     """Read, filter, balance, split and write the dataset; see the module docstring."""
     out = Path(out).absolute()
-    if out.exists() and not options.overwrite:
-        raise InputError("output folder already exists (use --overwrite to replace it)", out)
     if len(options.split) not in (2, 3) or abs(sum(options.split) - 1) > 1e-6:
         raise InputError(f"split {options.split}: expected 2 or 3 fractions summing to 1")
+    if out.exists() and not options.overwrite:
+        raise InputError("output folder already exists (use --overwrite to replace it)", out)
     target = out.resolve()
     if any(target == s.path or s.path in target.parents or target in s.path.parents for s in sources):
         # --overwrite replaces the output folder whole: an input inside it would be deleted
         raise InputError("output folder must not be an input folder, inside one, or hold one", out)
+    check_output(out, options.overwrite)
     rng = np.random.default_rng(options.seed)
 
-    items, drops, crops = load_items(sources, options.remove_info_bar, track)
+    with collect(strict=options.strict) as log:
+        items, drops, crops = load_items(sources, options.remove_info_bar, track)
     loaded, before = items, class_totals(items)
     if sum(before.values()) == 0:
         raise InputError("no labelled particles in the inputs: the dataset would be empty", sources[0].path)
@@ -509,7 +560,10 @@ def build_dataset(sources: Sequence[Source], out: str | Path, options: BuildOpti
     splits = split_items(items, options.split, rng)
     table = split_table(splits, sources)
 
-    tmp = staging_dir(out)
+    try:
+        tmp = staging_dir(out)
+    except OSError as e:
+        raise InputError(f"cannot write the output folder: {e.strerror or e}", e.filename or out.parent) from None
     try:
         files = _write_tree(tmp, out, splits, sources, options.copy, track)
         stats = {
@@ -530,11 +584,15 @@ def build_dataset(sources: Sequence[Source], out: str | Path, options: BuildOpti
             "table": table,
             "info_bar": {"cropped_images": crops["cropped"], "clipped_labels": crops["clipped_labels"]},
             "dropped_labels": [d.to_json() for d in drops],
+            "warnings": {"total": log.total, **dict(log.counts), "lines": log.lines},
             "files": files,
         }
         (tmp / "stats.json").write_text(json.dumps(stats, indent=2) + "\n")
         swap_in_dir(tmp, out)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise InputError(f"cannot write the dataset: {e.strerror or e}", e.filename or out) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return BuildResult(out, out / "data.yaml", table, stats)
+    return BuildResult(out, out / "data.yaml", table, stats, dict(log.counts), log.summary())

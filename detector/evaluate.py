@@ -30,11 +30,12 @@ from pathlib import Path
 import numpy as np
 
 from synthgen.annotations import Detections, Sample
-from synthgen.formats import parse_yolo, read_labelled_folder
+from synthgen.formats import parse_yolo, read_labelled_folder, read_text
 from detector.metrics import RULES, SetMetrics, evaluate_set
 from detector.train import CHECKPOINTS_JSON, read_checkpoints
 from synthgen.classes import CLASS_NAMES, canonical_class
 from synthgen.errors import InputError
+from synthgen.warnings_log import collect
 
 EVAL_CONF = 0.001  # detections kept for mAP, as ultralytics' val does; counts use the user's --conf
 
@@ -130,8 +131,20 @@ def parse_set_args(items: Sequence[str]) -> dict[str, Path]:
     return sets
 
 
-def load_sets(sets: dict[str, Path]) -> dict[str, list[Sample]]:
-    return {name: read_labelled_folder(folder) for name, folder in sets.items()}
+def load_sets(sets: dict[str, Path], strict: bool = False) -> dict[str, list[Sample]]:
+    """Every set's usable images and labels (flaws of the data are warned about and skipped)."""
+    return load_sets_counted(sets, strict)[0]
+
+
+def load_sets_counted(sets: dict[str, Path], strict: bool = False) -> tuple[dict[str, list[Sample]], dict[str, dict[str, int]]]:
+    """Like :func:`load_sets`, plus per set the warnings given while reading it, by kind
+    (synthgen.warnings_log: "label skipped", "image skipped", ...); ``strict``: they are errors."""
+    loaded, warnings = {}, {}
+    for name, folder in sets.items():
+        with collect(strict=strict) as log:
+            loaded[name] = read_labelled_folder(folder)
+        warnings[name] = dict(log.counts)
+    return loaded, warnings
 
 
 # ------------------------------------------------------------------ reading predictions
@@ -159,7 +172,7 @@ def read_yolo_predictions(folder: Path, samples: Sequence[Sample]) -> list[Detec
             out.append(Detections.empty(with_confidence=True))
             continue
         found += 1
-        out.append(parse_yolo(txt.read_text(), s.width, s.height, txt, with_confidence=True))
+        out.append(parse_yolo(read_text(txt), s.width, s.height, txt, with_confidence=True))
     if samples and not found:
         jsons = sorted(folder.glob("*.json"))
         if len(jsons) == 1:
@@ -365,6 +378,7 @@ class EvalReport:
     iou: float
     rule: str
     class_names: tuple[str, ...] = CLASS_NAMES
+    warnings: dict[str, dict[str, int]] = field(default_factory=dict)  # set -> warning kind -> count (load_sets_counted)
 
 
 def score(
@@ -402,8 +416,12 @@ def evaluate(
     imgsz: int | None = None,
     device: str = "cpu",
     on_step: Callable[[str], None] | None = None,
+    tile: str | int = "auto",
 ) -> EvalReport:
-    """Score every spec on every set. `on_step(description)` is called once per model loaded/read."""
+    """Score every spec on every set. `on_step(description)` is called once per model loaded/read.
+
+    `tile`: how models run on each image (detector.tiling: auto, off or a tile size in px).
+    """
     if rule not in RULES:
         raise InputError(f"unknown matching rule {rule!r} (use {' or '.join(RULES)})")
     if not 0 <= conf <= 1 or not 0 < iou <= 1:
@@ -415,19 +433,21 @@ def evaluate(
         if spec.predictions is not None:
             preds = {name: read_predictions(spec.predictions, name, s) for name, s in sets.items()}
         else:
-            preds = _predict_sets(spec.weights, sets, imgsz, device)
+            preds = _predict_sets(spec.weights, sets, imgsz, device, tile)
         for name, samples in sets.items():
             results.append(score(name, spec, samples, preds[name], conf, iou, rule))
     return EvalReport(results, dict(sets), conf, iou, rule)
 
 
-def _predict_sets(weights: Path, sets: dict[str, list[Sample]], imgsz: int | None, device: str) -> dict[str, list[Detections]]:
+def _predict_sets(
+    weights: Path, sets: dict[str, list[Sample]], imgsz: int | None, device: str, tile: str | int = "auto"
+) -> dict[str, list[Detections]]:
     from detector.predict import predict_images
     from detector.yolo_env import load_model, select_device
 
     model = load_model(weights)
     dev = select_device(device)
     return {
-        name: list(predict_images(model, [s.image_path for s in samples], conf=EVAL_CONF, imgsz=imgsz, device=dev))
+        name: list(predict_images(model, [s.image_path for s in samples], conf=EVAL_CONF, imgsz=imgsz, device=dev, tile=tile))
         for name, samples in sets.items()
     }

@@ -16,7 +16,8 @@ Config (paths relative to the config file)::
       device: auto
 
 Runs are numbered dataset-major (M1 = first arch on the first set, M2 = second arch on it, ...).
-A finished run (``done`` marker) is skipped, an interrupted one (``weights/last.pt``) is resumed.
+A finished run (``done`` marker) is skipped, an interrupted one (``weights/last.pt`` or
+``checkpoints.json``) is resumed, falling back to its newest loadable checkpoint when last.pt is damaged.
 """
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ class PlannedRun:
         """"done" (skipped), "resume" (interrupted run) or "new"."""
         if train_mod.is_finished(self.run_dir):
             return "done"
-        return "resume" if (self.run_dir / "weights" / "last.pt").is_file() else "new"
+        started = (self.run_dir / "weights" / "last.pt").is_file() or (self.run_dir / train_mod.CHECKPOINTS_JSON).is_file()
+        return "resume" if started else "new"  # resume also recovers a damaged last.pt (train module docstring)
 
 
 def parse_experiment(data: Any, config_path: Path) -> list[PlannedRun]:

@@ -8,17 +8,23 @@ corner rounding of real nanocubes); it does not depend on the box orientation.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
+from detector import tiling
+from detector.tiling import TilePlan
 from synthgen.annotations import Detections
 from synthgen.formats import IMAGE_SUFFIXES, class_map_from_names, list_images
 from synthgen.errors import InputError
 
-MAX_DETECTIONS = 1000  # dense micrographs (val-II) hold hundreds of particles; ultralytics' default is 300
+# per pass (whole image or tile): STEM frames hold thousands of particles; ultralytics' default is 300
+MAX_DETECTIONS = 3000
+TILE_BATCH = 8  # tiles per forward pass
+MAX_PIXELS = 250_000_000  # larger images are refused (a 16k x 15k SEM mosaic fits; decoding needs ~1 GB)
 
 
 def model_class_map(names: dict[int, str] | Sequence[str], source: str | Path | None = None) -> dict[int, int]:
@@ -50,6 +56,16 @@ def collect_images(inputs: Sequence[str | Path]) -> list[Path]:
     return out
 
 
+def check_out_outside_inputs(out: str | Path, inputs: Sequence[str | Path]) -> None:
+    """InputError when results would land among the user's micrographs: --out is (inside) a folder given
+    as input, or is the folder holding an image given as input."""
+    dest = Path(out).resolve()
+    for item in map(Path, inputs):
+        folder = item.resolve() if item.is_dir() else item.resolve().parent
+        if dest == folder or (item.is_dir() and folder in dest.parents):
+            raise InputError(f"--out lies inside the input folder {folder}: choose a folder outside it", out)
+
+
 def _to_detections(result, class_map: dict[int, int]) -> Detections:
     boxes = result.boxes
     if boxes is None or len(boxes) == 0:
@@ -68,6 +84,137 @@ def trained_imgsz(model, default: int = 416) -> int:
     return int(size) if size else default
 
 
+def checked_size(path: str | Path) -> tuple[int, int]:
+    """(width, height) from the image header; InputError when unreadable or over ``MAX_PIXELS``."""
+    from PIL import Image
+
+    from synthgen.formats import image_size
+
+    try:
+        w, h = image_size(path)
+    except Image.DecompressionBombError:
+        raise InputError(f"image too large (over {MAX_PIXELS // 1_000_000} megapixels)", path) from None
+    if w * h > MAX_PIXELS:
+        raise InputError(f"image too large: {w}x{h} is over {MAX_PIXELS // 1_000_000} megapixels", path)
+    return w, h
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """A micrograph as the 8-bit BGR array the model takes (what ultralytics' loader would make)."""
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise InputError("cannot read image (corrupt, truncated or not an image)", path)
+    return img
+
+
+def _padded(img: np.ndarray, size: int) -> np.ndarray:
+    """`img` on a size x size canvas (bottom/right padding): ultralytics would otherwise enlarge a small
+    image to the model input and undo the chosen scale. The padding takes the median of the image's
+    outer frame, the substrate in most micrographs (the whole image's median is a particle's grey in
+    a crowded one, and a bright pad would read as one huge particle)."""
+    h, w = img.shape[:2]
+    if h >= size and w >= size:
+        return img
+    frame = np.concatenate([img[:2].reshape(-1, 3), img[-2:].reshape(-1, 3), img[:, :2].reshape(-1, 3), img[:, -2:].reshape(-1, 3)])
+    canvas = np.empty((max(h, size), max(w, size), 3), img.dtype)
+    canvas[:] = np.median(frame, axis=0).astype(img.dtype)
+    canvas[:h, :w] = img
+    return canvas
+
+
+def _read_or_none(path: Path, skip: bool) -> np.ndarray | None:
+    try:
+        return read_image(path)
+    except InputError:
+        if skip:
+            return None
+        raise
+
+
+class _Runner:
+    """Forward passes of one model with fixed settings; arrays in, project-class Detections out."""
+
+    def __init__(self, model, conf: float, iou: float, imgsz: int, device: str):
+        self.model, self.conf, self.iou, self.imgsz, self.device = model, conf, iou, imgsz, device
+        self.class_map = model_class_map(model.names)
+
+    def __call__(self, arrays: list[np.ndarray], conf: float | None = None, imgsz: int | None = None) -> list[Detections]:
+        out = []
+        for start in range(0, len(arrays), TILE_BATCH):
+            results = self.model.predict(
+                arrays[start : start + TILE_BATCH], conf=self.conf if conf is None else conf, iou=self.iou,
+                imgsz=imgsz or self.imgsz, device=self.device, max_det=MAX_DETECTIONS, verbose=False,
+            )  # fmt: skip
+            out.extend(_to_detections(r, self.class_map) for r in results)
+        return out
+
+    def run_plan(self, img: np.ndarray, plan: TilePlan) -> Detections:
+        """Detections in `img`'s pixels for a resize-and-tile plan."""
+        scaled = img
+        if plan.scale != 1.0:
+            h, w = img.shape[:2]
+            size = (max(1, round(w * plan.scale)), max(1, round(h * plan.scale)))
+            scaled = cv2.resize(img, size, interpolation=cv2.INTER_AREA if plan.scale < 1 else cv2.INTER_CUBIC)
+        h, w = scaled.shape[:2]
+        if plan.tile is None:
+            det = self([_padded(scaled, self.imgsz)])[0]
+        else:
+            windows = tiling.tile_grid(h, w, plan.tile, plan.overlap)
+            crops = [scaled[y0:y1, x0:x1] for x0, y0, x1, y1 in windows]
+            if plan.tile == self.imgsz:  # tiles at the model's scale: pad short border tiles, never enlarge
+                crops = [_padded(c, self.imgsz) for c in crops]
+            det = tiling.merge_tiles(self(crops), windows, h, w)
+        return tiling.scale_detections(det, plan.scale)
+
+
+def _probe(runner: _Runner, img: np.ndarray, scale: float) -> tuple[Detections, float]:
+    """Whole confident detections (original px) in the probe crops seen at `scale`, and the crops' area."""
+    h, w = img.shape[:2]
+    windows = tiling.probe_windows(h, w, scale)
+    crops = []
+    for x0, y0, x1, y1 in windows:
+        crop = img[y0:y1, x0:x1]
+        size = (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale)))
+        crops.append(_padded(cv2.resize(crop, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC), tiling.PROBE_PX))
+    dets = runner(crops, conf=tiling.ESTIMATE_CONF, imgsz=tiling.PROBE_PX)
+    parts = []
+    for det, win in zip(dets, windows):
+        if len(det) == 0:
+            continue
+        xyxy = det.xyxy.astype(np.float64) / scale + np.array([win[0], win[1], win[0], win[1]], np.float64)
+        keep = ~tiling.inner_edge_cut(xyxy, win, h, w)
+        parts.append(Detections(xyxy[keep], det.class_id[keep], det.confidence[keep]))
+    area = float(sum((x1 - x0) * (y1 - y0) for x0, y0, x1, y1 in windows))
+    return Detections.merge(parts) if parts else Detections.empty(with_confidence=True), area
+
+
+def plan_for(runner: _Runner, img: np.ndarray, first: Detections, imgsz: int) -> TilePlan:
+    """`--tile auto`'s plan for an image, given the whole-image pass (see detector.tiling)."""
+    h, w = img.shape[:2]
+    fit = imgsz / max(h, w)
+    best, best_scale = first, fit
+    best_density = tiling.density(first, h * w)
+    scale = fit * tiling.ZOOM
+    while scale <= tiling.MAX_UPSCALE * 1.0001:
+        det, area = _probe(runner, img, scale)
+        dens = tiling.density(det, area)
+        found = tiling.median_size(best, tiling.ESTIMATE_CONF)[1] >= tiling.MIN_ESTIMATE
+        if len(det) >= tiling.MIN_ESTIMATE and dens >= tiling.DENSITY_GAIN * best_density:
+            best, best_scale, best_density = det, scale, dens
+            if tiling.median_size(det)[0] * scale >= tiling.SIZE_BAND[0] * 1.5:  # resolved well enough to size
+                break
+        elif found:  # zooming in finds no more than the coarser scale did
+            break
+        scale *= tiling.ZOOM  # nothing seen yet, or still too small to size: look closer
+    size, n = tiling.median_size(best, tiling.ESTIMATE_CONF)
+    if n < tiling.MIN_ESTIMATE:
+        return TilePlan(reason="too few particles to size: whole image")
+    plan = tiling.plan_auto(size, h, w, imgsz)
+    if best_scale > fit and not plan.rescaled:  # more found zoomed in, yet sized in the band: keep the zoom
+        plan = tiling.plan_auto(size, h, w, imgsz, force=True)
+    return plan
+
+
 def predict_images(
     model,
     images: Sequence[str | Path],
@@ -76,21 +223,48 @@ def predict_images(
     device: str = "cpu",
     batch: int = 8,
     iou: float = 0.7,
-) -> Iterator[Detections]:
+    tile: str | int = "auto",
+    on_plan: Callable[[Path, TilePlan], None] | None = None,
+    skip_unreadable: bool = False,
+) -> Iterator[Detections | None]:
     """Detections (absolute px, project class ids, confidences) for each image, in order.
 
-    `model` is a YOLO object from `detector.yolo_env.load_model`. Images go in small batches so memory
-    stays flat on large folders.
+    `model` is a YOLO object from `detector.yolo_env.load_model`. `tile`: "auto" (scale-adaptive,
+    see detector.tiling), "off" (whole image at the model input) or a tile size in px. `on_plan` is
+    told how each image was run. An unreadable image raises InputError, or with `skip_unreadable`
+    yields None in its place. Images go in small batches so memory stays flat on large folders.
     """
-    class_map = model_class_map(model.names)
     imgsz = imgsz or trained_imgsz(model)
+    tile = tiling.parse_tile(tile)
+    runner = _Runner(model, conf, iou, imgsz, device)
+    first_conf = min(conf, tiling.ESTIMATE_CONF)  # the first pass also feeds the size estimate
     for start in range(0, len(images), batch):
-        chunk = [str(p) for p in images[start : start + batch]]
-        results = model.predict(
-            chunk, conf=conf, iou=iou, imgsz=imgsz, device=device, max_det=MAX_DETECTIONS, verbose=False
-        )
-        for r in results:
-            yield _to_detections(r, class_map)
+        paths = [Path(p) for p in images[start : start + batch]]
+        arrays = [_read_or_none(p, skip_unreadable) for p in paths]
+        if any(a is None for a in arrays):  # keep the batch aligned with the input order
+            for p, a in zip(paths, arrays):
+                yield None if a is None else next(predict_images(model, [p], conf, imgsz, device, 1, iou, tile, on_plan))
+            continue
+        if isinstance(tile, int):
+            for p, img in zip(paths, arrays):
+                plan = TilePlan(imgsz / tile, imgsz, imgsz // 4, f"{tile}-px tiles")
+                if on_plan:
+                    on_plan(p, plan)
+                yield runner.run_plan(img, plan)
+            continue
+        firsts = runner(arrays, conf=first_conf)
+        for p, img, first in zip(paths, arrays, firsts):
+            plan = plan_for(runner, img, first, imgsz) if tile == "auto" else TilePlan(reason="tiling off")
+            result = runner.run_plan(img, plan) if plan.rescaled else None
+            if result is not None and not tiling.consistent_shrink(plan, first, result, imgsz / max(img.shape[:2])):
+                # shrunk on the word of large detections that the shrunk image does not confirm: false ones
+                plan, result = TilePlan(reason=f"{plan.reason}; not confirmed, whole image kept"), None
+            if on_plan:
+                on_plan(p, plan)
+            if result is None:
+                keep = first.confidence >= conf if len(first) else np.zeros(0, bool)
+                result = first[keep] if len(first) else first
+            yield result
 
 
 def equivalent_diameter(det: Detections) -> np.ndarray:

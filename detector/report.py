@@ -44,19 +44,57 @@ CLASS_COLOURS = [(255, 140, 0), (0, 200, 255), (200, 0, 255), (120, 255, 0)]
 # ------------------------------------------------------------------ staging
 
 
+STAGING_PREFIX = ".staging-"
+OWNER_FILE = ".owner-pid"  # inside a staging folder: the pid of the process writing it
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def remove_dead_staging(out: Path) -> int:
+    """Remove staging folders in `out` left by killed runs (their owner pid is gone); returns how many."""
+    removed = 0
+    for tmp in out.glob(f"{STAGING_PREFIX}*"):
+        owner = tmp / OWNER_FILE
+        try:
+            pid = int(owner.read_text().strip())
+        except (OSError, ValueError):
+            continue  # no proof its writer is dead: leave it
+        if not _process_alive(pid):
+            shutil.rmtree(tmp, ignore_errors=True)
+            removed += 1
+    return removed
+
+
 @contextlib.contextmanager
 def staged_output(out: str | Path) -> Iterator[Path]:
-    """A temp folder inside `out`; on success its entries replace those of `out`, on error it goes."""
+    """A temp folder inside `out`; on success its entries replace those of `out`, on error it goes.
+
+    The temp folder names its writer's pid, so a later run removes it if that writer was killed.
+    """
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise InputError("--out must be a folder, but this is a file", out)
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".staging-", dir=out))
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        remove_dead_staging(out)
+        tmp = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out))
+    except PermissionError:
+        raise InputError("cannot write here (permission denied)", out) from None
+    (tmp / OWNER_FILE).write_text(str(os.getpid()))
     try:
         yield tmp
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    (tmp / OWNER_FILE).unlink()
     for entry in sorted(tmp.iterdir()):
         dst = out / entry.name
         if dst.is_dir() and not dst.is_symlink():
@@ -127,6 +165,14 @@ def _final_results(report: EvalReport) -> list[EvalResult]:
     return list(picked.values())
 
 
+def warnings_text(report: EvalReport) -> dict[str, str]:
+    """Per set with warnings while reading it: ``"1 label skipped, 2 images skipped"``."""
+    from synthgen.warnings_log import summarize
+
+    out = {name: summarize(counts) for name, counts in getattr(report, "warnings", {}).items()}
+    return {name: text for name, text in out.items() if text}
+
+
 def markdown_report(report: EvalReport, plots: Sequence[str] = ()) -> str:
     """report.md: settings, a side-by-side summary of every model per set, and detailed tables."""
     set_names = list(report.sets)
@@ -147,6 +193,10 @@ def markdown_report(report: EvalReport, plots: Sequence[str] = ()) -> str:
     for s in set_names:
         counts = [sum(int((x.gt.class_id == k).sum()) for x in report.sets[s]) for k in range(len(report.class_names))]
         lines.append(f"| {s} | {len(report.sets[s])} | " + " | ".join(map(str, counts)) + " |")
+    skipped = warnings_text(report)
+    if skipped:
+        lines += ["", "Flaws of the data, warned about while reading the sets and left out (`--strict` makes them errors): "
+                  + "; ".join(f"set {s}: {text}" for s, text in skipped.items()) + "."]  # fmt: skip
     lines += ["", "## Summary (final checkpoint of each model)", ""]
     head = "| model | " + " | ".join(f"{s}: IoU | {s}: mAP@0.5 | {s}: mAP@[.5:.95] | {s}: detected %" for s in set_names) + " |"
     lines += [head, "|---|" + "---|---|---|---|" * len(set_names)]

@@ -17,19 +17,30 @@ Everything else in `detector` calls `yolo_class()`, `load_model()`, `select_devi
   loads libgomp): on a busy machine spinning threads fight the other processes and two threads ran
   2-4x SLOWER than one; passive waiting keeps them about as fast as one at worst (docs/models.md).
 
+- logging: ultralytics' own lines (banners, progress bars, tables, warnings) never reach the CLI's
+  output: ``YOLO_VERBOSE=False`` switches its progress bars off, its console handler is removed, and
+  ``ultralytics_log(path)`` sends its records to a file instead (``detector train`` keeps RUN_DIR/train.log);
+- checkpoints: ultralytics writes weights/last.pt and best.pt in place (and rewrites them when it strips
+  the optimizer at the end); a kill mid-write left a truncated file. Both saves are made atomic here
+  (temp file beside the target + ``os.replace``), so a checkpoint is always the old one or the new one.
+
 ultralytics keeps its settings in a config dir of its own; unless ``YOLO_CONFIG_DIR`` is already set
 we point it at ``$XDG_CONFIG_HOME/nanosynth`` so our offline settings never touch the user's.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import pickle
 import re
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from synthgen.atomic import write_bytes_atomic
 from synthgen.errors import InputError
 
 _FONT_NAMES = ("Arial.ttf", "Arial.Unicode.ttf")
@@ -68,6 +79,7 @@ def _set_offline_env() -> None:
     """Environment read by ultralytics at import time; inherited by DDP worker processes too."""
     os.environ["YOLO_OFFLINE"] = "1"
     os.environ["YOLO_AUTOINSTALL"] = "0"
+    os.environ["YOLO_VERBOSE"] = "False"  # no progress bars on stdout; our own logger reports progress
     os.environ.pop("ULTRALYTICS_API_KEY", None)  # Platform streaming would upload metrics and weights
     if not os.environ.get("YOLO_CONFIG_DIR"):
         base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
@@ -104,6 +116,91 @@ def _offline_check_amp(model) -> bool:
     return True
 
 
+class _AtomicPath(type(Path())):
+    """A path whose write_bytes never leaves a half-written file (ultralytics' last.pt / best.pt saves)."""
+
+    def write_bytes(self, data) -> int:
+        write_bytes_atomic(self, bytes(data))
+        return len(data)
+
+
+def _atomic_save_model(save_model):
+    def save(trainer):
+        last, best = trainer.last, trainer.best
+        trainer.last, trainer.best = _AtomicPath(last), _AtomicPath(best)
+        try:
+            return save_model(trainer)
+        finally:
+            trainer.last, trainer.best = last, best
+
+    save.__wrapped__ = save_model
+    return save
+
+
+def _atomic_strip_optimizer(strip):
+    """strip_optimizer(f, s) that writes to a temp file and renames it onto ``s or f``."""
+
+    def stripped(f="best.pt", s="", updates=None):
+        target = Path(s or f)
+        tmp = target.with_name(f".{target.name}.strip{os.getpid()}.tmp")
+        try:
+            out = strip(f, str(tmp), updates=updates)
+            if tmp.is_file():
+                os.replace(tmp, target)
+            return out
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    stripped.__wrapped__ = strip
+    return stripped
+
+
+def ultralytics_tqdm() -> type:
+    import ultralytics.utils.tqdm as ul_tqdm
+
+    return ul_tqdm.TQDM
+
+
+def _no_progress_bar(init):
+    """TQDM.__init__ with disable=True: some bars (label caching) pass disable=False explicitly."""
+
+    def quiet(self, *args, **kwargs):
+        kwargs["disable"] = True
+        init(self, *args, **kwargs)
+
+    quiet.__wrapped__ = init
+    return quiet
+
+
+def _quiet_logger() -> None:
+    """ultralytics' logger: no console output; records reach only the handlers ultralytics_log() adds."""
+    logger = logging.getLogger("ultralytics")
+    for h in list(logger.handlers):
+        if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler):
+            logger.removeHandler(h)
+    if not any(isinstance(h, logging.NullHandler) for h in logger.handlers):
+        logger.addHandler(logging.NullHandler())
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+
+@contextlib.contextmanager
+def ultralytics_log(path: str | Path) -> Iterator[None]:
+    """Append ultralytics' log records (what it would print) to `path` while the block runs."""
+    yolo_class()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger("ultralytics")
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+
+
 def _patch_ultralytics() -> None:
     import ultralytics.data.dataset as ul_dataset
     import ultralytics.engine.trainer as ul_trainer
@@ -115,6 +212,15 @@ def _patch_ultralytics() -> None:
         settings.update(_OFFLINE_SETTINGS)  # persisted in that config dir (ours unless YOLO_CONFIG_DIR was set)
     _install_fonts(Path(ul_utils.USER_CONFIG_DIR))
     ul_trainer.check_amp = _offline_check_amp
+    if not hasattr(ul_trainer.BaseTrainer.save_model, "__wrapped__"):
+        ul_trainer.BaseTrainer.save_model = _atomic_save_model(ul_trainer.BaseTrainer.save_model)
+    for module in (ul_trainer, ul_torch_utils):
+        if not hasattr(module.strip_optimizer, "__wrapped__"):
+            module.strip_optimizer = _atomic_strip_optimizer(module.strip_optimizer)
+    _quiet_logger()
+    tqdm_cls = ultralytics_tqdm()
+    if not hasattr(tqdm_cls.__init__, "__wrapped__"):
+        tqdm_cls.__init__ = _no_progress_bar(tqdm_cls.__init__)
     # select_device() resets torch threads to NUM_THREADS; label caching uses a ThreadPool of that size.
     cores = usable_cores()
     ul_torch_utils.NUM_THREADS = cores
@@ -186,4 +292,31 @@ def load_model(weights_or_cfg: str | Path) -> Any:
     try:
         return YOLO(str(path), task="detect")
     except (RuntimeError, KeyError, ValueError, EOFError, TypeError, pickle.UnpicklingError) as e:  # a bad file
-        raise InputError(f"cannot load model: {e}", path) from None
+        raise InputError(f"cannot load model: {_first_line(e, path)}", path) from None
+
+
+def _first_line(e: BaseException, path: Path) -> str:
+    """ultralytics' load error without its emoji prefix, the repeated path and the second line
+    (which advises ``yolo predict model=yolo26n.pt``, i.e. a download)."""
+    text = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    text = re.sub(r"^ERROR\W*", "", text).strip()
+    for p in (str(path), path.name):
+        if text.startswith(p + " "):
+            text = text[len(p) + 1 :]
+            break
+    return text or type(e).__name__
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """The raw ultralytics checkpoint dict of a .pt file (no model built); InputError when unreadable."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("no such checkpoint", path)
+    torch_load = ultralytics_module("utils.patches").torch_load
+    try:
+        ckpt = torch_load(str(path), map_location="cpu")
+    except Exception as e:  # noqa: BLE001  (truncated zip, empty file, bytes that are no pickle, ...)
+        raise InputError(f"not a loadable checkpoint ({type(e).__name__}: {_first_line(e, path)})", path) from None
+    if not isinstance(ckpt, dict) or (ckpt.get("model") is None and ckpt.get("ema") is None):
+        raise InputError("not an ultralytics checkpoint (no model inside)", path)
+    return ckpt

@@ -11,11 +11,14 @@ then ``realism.degrade`` so the distractors get the same noise as the particles.
 
 from __future__ import annotations
 
+import functools
+import glob
 import math
 from collections.abc import Iterable
 
 import cv2
 import numpy as np
+from PIL import Image, ImageDraw, ImageFont
 
 from synthgen.realism import DistractorConfig, RealismConfig
 
@@ -25,6 +28,53 @@ EXTRA_TEXT = ("SiO2", "Ag", "Au", "WD14", "122 mrad", "x50k", "SE", "InLens", "B
 SCALE_LABELS = (
     "50 nm", "100 nm", "200 nm", "250 nm", "500 nm", "1 um", "1.0 um", "2 um", "5 um", "10 um", "100nm", "200nm"
 )  # fmt: skip
+
+
+# Pillow fonts (``DistractorConfig.font_p``, ``labels_p``): Hershey fonts have no "µ". DejaVu TTFs are
+# used where installed (found by glob, never required; the draw then depends on the machine's fonts),
+# Pillow's built-in default font everywhere.
+FONT_GLOB = "/usr/share/fonts/truetype/dejavu/DejaVu*.ttf"
+PANEL_TEXTS = tuple("abcdefgh") + tuple("ABCDEF") + tuple(f"({c})" for c in "abcdefAB") + tuple(f"{c})" for c in "abcdef") + (
+    "(i)", "(ii)", "a.", "B.")  # fmt: skip
+UNIT_LABELS = tuple(f"{v} nm" for v in (10, 20, 50, 100, 200, 250, 300, 500)) + tuple(
+    f"{v} µm" for v in ("0.5", "1", "1.0", "2", "2.5", "5", "10", "20", "50"))  # fmt: skip
+
+
+@functools.cache
+def _ttf_paths() -> tuple[str, ...]:
+    return tuple(sorted(p for p in glob.glob(FONT_GLOB) if "MathTeX" not in p))
+
+
+@functools.lru_cache(maxsize=512)
+def _pil_font(path: str, size: int):
+    return ImageFont.truetype(path, size) if path else ImageFont.load_default(size=size)
+
+
+def pil_text_mask(text: str, rng: np.random.Generator, cap: float, bold: bool | None = None) -> np.ndarray:
+    """uint8 alpha (255: ink) of ``text`` in a random Pillow font with a cap height of about ``cap`` px,
+    tight but for a 1-px border. The default font is always a candidate, so "µ" renders everywhere."""
+    paths = ("",) + _ttf_paths()
+    path = paths[int(rng.integers(len(paths)))]
+    ref = _pil_font(path, 100).getbbox("H")
+    size = max(6, round(cap * 100 / max(1, ref[3] - ref[1])))
+    font = _pil_font(path, size)
+    bold = rng.random() < 0.4 if bold is None else bold
+    stroke = max(1, round(size / 18)) if bold else 0
+    x0, y0, x1, y1 = font.getbbox(text, stroke_width=stroke)
+    img = Image.new("L", (x1 - x0 + 2, y1 - y0 + 2), 0)
+    ImageDraw.Draw(img).text((1 - x0, 1 - y0), text, font=font, fill=255, stroke_width=stroke, stroke_fill=255)
+    return np.asarray(img, np.uint8).copy()
+
+
+def _inked(mask: np.ndarray, ink: float, box: float | None, pad: int):
+    """(value, alpha) patch of an ink ``mask`` with ``pad`` px around it, on a filled box if ``box``."""
+    alpha = cv2.copyMakeBorder(mask, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
+    value = np.full(alpha.shape, ink, np.float32)
+    if box is not None:
+        a = alpha.astype(np.float32) / 255.0
+        value = ink * a + box * (1 - a)
+        alpha = np.full(alpha.shape, 255, np.uint8)
+    return value, alpha
 
 
 def _r(rng: np.random.Generator, r: tuple[float, float]) -> float:
@@ -92,6 +142,9 @@ def draw_distractors(
     if rng.random() < d.debris_p:
         for _ in range(round(_r(rng, d.debris_count))):
             canvas.place_somewhere(_debris(rng, d, bg), rng, usable_h, prefer=None, tries=3)
+    if d.labels_p > 0 and rng.random() < d.labels_p:  # drawn last: presets without it are unchanged
+        for _ in range(round(_r(rng, d.labels_count))):
+            canvas.place_somewhere(_text_negative(h, rng, d), rng, usable_h, prefer=None, tries=6)
     return out
 
 
@@ -175,6 +228,10 @@ def _text_patch(text: str, font: int, scale: float, thick: int, ink: float, pad:
 
 def _letter(h: int, rng: np.random.Generator, d: DistractorConfig, bg: float, text: str, small: bool = False):
     size = _r(rng, d.letter_size) * h * (0.6 if small else 1.0)  # cap height in px
+    if d.font_p > 0 and rng.random() < d.font_p:  # a Pillow font (never drawn when font_p is 0)
+        ink, box = _contrast_colour(rng, bg)
+        boxed = rng.random() < d.letter_box_p
+        return _inked(pil_text_mask(text, rng, size), ink, box if boxed else None, max(2, round(size * 0.25)))
     font = int(rng.choice(FONTS))
     scale = max(0.3, size / cv2.getTextSize("H", font, 1.0, 1)[0][1])
     thick = max(1, round(scale * rng.uniform(1.2, 2.8)))  # bold, as in figure panels
@@ -184,6 +241,11 @@ def _letter(h: int, rng: np.random.Generator, d: DistractorConfig, bg: float, te
 
 
 def _scale_bar(w: int, rng: np.random.Generator, d: DistractorConfig, bg: float):
+    if d.font_p > 0 and rng.random() < d.font_p:  # a Pillow font, "µm" (never drawn when font_p is 0)
+        length = max(8, round(_r(rng, d.scale_bar_length) * w))
+        cap = max(6.0, min(length * rng.uniform(0.12, 0.3), w * 0.05))
+        ink, box = _contrast_colour(rng, bg)
+        return _unit_label(rng, cap, ink, box if rng.random() < 0.25 else None, length)
     length = max(8, round(_r(rng, d.scale_bar_length) * w))
     thick = max(2, round(length * rng.uniform(0.02, 0.08)))
     font = int(rng.choice(FONTS))
@@ -304,3 +366,60 @@ def _debris(rng: np.random.Generator, d: DistractorConfig, bg: float):
         pts = [np.round((xy + 2) * 16).astype(np.int32)]
         cv2.polylines(alpha, pts, False, 255, int(rng.integers(1, 3)), cv2.LINE_AA, shift=4)
     return np.full(alpha.shape, grey, np.float32), alpha
+
+
+def _text_negative(h: int, rng: np.random.Generator, d: DistractorConfig):
+    """A unit label (standalone, beside or above/below a bar) or a panel letter, in a Hershey or
+    Pillow font, either polarity, cap height ``label_size`` x ``h``."""
+    cap = max(5.0, _r(rng, d.label_size) * h)
+    light = rng.random() < 0.5
+    ink = rng.uniform(200, 255) if light else rng.uniform(0, 50)
+    box = 255.0 - ink + rng.uniform(-20, 20) if rng.random() < d.letter_box_p else None
+    if rng.random() < 0.5:
+        bar = None if rng.random() < 0.4 else round(cap * rng.uniform(1.5, 6))
+        return _unit_label(rng, cap, ink, box, bar)
+    text = str(rng.choice(PANEL_TEXTS))
+    if rng.random() < 0.5:
+        font = int(rng.choice(FONTS))
+        scale = max(0.3, cap / cv2.getTextSize("H", font, 1.0, 1)[0][1])
+        thick = max(1, round(scale * rng.uniform(0.8, 2.8)))
+        (tw, th), base = cv2.getTextSize(text, font, scale, thick)
+        mask = np.zeros((th + base + 2 * thick + 2, tw + 2 * thick + 2), np.uint8)
+        cv2.putText(mask, text, (thick + 1, th + thick + 1), font, scale, 255, thick, cv2.LINE_AA)
+    else:
+        mask = pil_text_mask(text, rng, cap)
+    return _inked(mask, ink, box, max(2, round(cap * 0.2)))
+
+
+def _unit_label(rng: np.random.Generator, cap: float, ink: float, box: float | None, bar: int | None):
+    """A scale label ("500 nm", "1 µm", Pillow font) alone or with a bar of ``bar`` px beside,
+    above or below it."""
+    label = str(rng.choice(UNIT_LABELS))
+    if rng.random() < 0.2:
+        label = label.replace(" ", "")
+    text = pil_text_mask(label, rng, cap)
+    if bar is None:
+        return _inked(text, ink, box, max(2, round(cap * 0.2)))
+    th, tw = text.shape
+    t = max(2, round(cap * rng.uniform(0.15, 0.45)))
+    gap = max(2, round(cap * rng.uniform(0.2, 0.6)))
+    if rng.random() < 0.5:  # beside: bar left or right of the label, vertically centred
+        mask = np.zeros((max(th, t), tw + gap + bar), np.uint8)
+        ty, by = (mask.shape[0] - th) // 2, (mask.shape[0] - t) // 2
+        if rng.random() < 0.5:
+            mask[by : by + t, :bar] = 255
+            mask[ty : ty + th, bar + gap :] = text
+        else:
+            mask[ty : ty + th, :tw] = text
+            mask[by : by + t, tw + gap :] = 255
+    else:  # label above or below the bar, centred
+        wd = max(tw, bar)
+        mask = np.zeros((th + gap + t, wd), np.uint8)
+        tx, bx = (wd - tw) // 2, (wd - bar) // 2
+        if rng.random() < 0.6:
+            mask[:th, tx : tx + tw] = text
+            mask[th + gap :, bx : bx + bar] = 255
+        else:
+            mask[:t, bx : bx + bar] = 255
+            mask[t + gap :, tx : tx + tw] = text
+    return _inked(mask, ink, box, max(2, round(cap * 0.2)))

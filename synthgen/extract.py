@@ -1,10 +1,17 @@
 """Cut particle templates from a labelled real micrograph and write a pattern file.
 
 The paper's manual segmentation step (López Gutiérrez et al. 2022, §2.3), done in seconds: each
-labelled particle that is whole (not cut by the image border) and isolated (no neighbour within
-`margin` px) becomes an RGBA template, cropped with `margin` px of background, whose alpha is its
-footprint: the polygon or instance mask when the labels carry one, else an Otsu segmentation of
-the box. Particles that fail a test are skipped and counted by reason.
+labelled particle that is whole (not cut by the image border) becomes an RGBA template, cropped
+with `margin` px of background, whose alpha is its footprint: the polygon or instance mask when the
+labels carry one, else an Otsu segmentation of the box.
+
+Neighbours: with boxes or polygons only, a particle with a neighbour within `margin` px is skipped
+(its crop would show part of the neighbour, and there is no telling which pixels are whose). With
+an instance mask (the labels themselves, or `masks=` next to a label file) every particle is cut by
+its own mask, however crowded: the alpha never reaches a neighbour's mask pixels, and the
+neighbour pixels inside the crop are blanked (alpha 0, grey set to the local background level, the
+median of the crop's pixels that belong to no particle) so nothing of them leaks in through the
+feathered edge or later resampling. Particles that fail a test are skipped and counted by reason.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ MASK_SUFFIXES = {".png", ".tif", ".tiff", ".bmp"}  # lossless only: a JPEG canno
 SKIP_BORDER = "cut by the image border"
 SKIP_SMALL = "smaller than 3 px"
 SKIP_EMPTY = "empty footprint"
+SKIP_NO_MASK = "no pixels in the instance mask"
 
 
 def skip_neighbour(margin: int) -> str:
@@ -55,6 +63,7 @@ class ExtractReport:
     height: int
     n_written: int
     skipped: list[tuple[int, str]] = field(default_factory=list)  # (particle index, reason)
+    n_blanked: int = 0  # templates whose crop held neighbour pixels, blanked to the background
 
     def skipped_counts(self) -> dict[str, int]:
         return dict(Counter(reason for _, reason in self.skipped))
@@ -100,15 +109,48 @@ def read_instance_mask(path: Path, width: int, height: int) -> np.ndarray:
     return labels
 
 
+def mask_boxes(labels: np.ndarray) -> dict[int, tuple[float, float, float, float]]:
+    """{label: pixel bounding box (x0, y0, x1, y1), exclusive ends} of every non-zero label."""
+    ys, xs = np.nonzero(labels)
+    if not len(ys):
+        return {}
+    ids, inv = np.unique(labels[ys, xs], return_inverse=True)
+    big = np.iinfo(np.int64).max
+    x0, y0 = np.full(len(ids), big), np.full(len(ids), big)
+    x1, y1 = np.full(len(ids), -1), np.full(len(ids), -1)
+    np.minimum.at(x0, inv, xs)
+    np.minimum.at(y0, inv, ys)
+    np.maximum.at(x1, inv, xs)
+    np.maximum.at(y1, inv, ys)
+    return {
+        int(lab): (float(a), float(b), float(c) + 1.0, float(d) + 1.0) for lab, a, b, c, d in zip(ids, x0, y0, x1, y1)
+    }
+
+
 def particles_from_mask(labels: np.ndarray, class_name: str) -> list[Particle]:
     """One particle per non-zero label, with its pixel bounding box."""
-    out = []
-    for lab in np.unique(labels):
-        if lab == 0:
-            continue
-        ys, xs = np.nonzero(labels == lab)
-        out.append(Particle((xs.min(), ys.min(), xs.max() + 1.0, ys.max() + 1.0), class_name, label=int(lab)))
-    return out
+    return [Particle(xyxy, class_name, label=lab) for lab, xyxy in sorted(mask_boxes(labels).items())]
+
+
+def attach_mask(particles: list[Particle], labels: np.ndarray, mask_path: Path) -> list[Particle | None]:
+    """Particles of a label file with their instance-mask footprints: line k is mask value k+1.
+
+    Each particle's box becomes its mask's pixel box (the crop is cut around the footprint); a
+    particle whose value does not occur in the mask is None. A mask value beyond the number of
+    labelled particles means the mask does not belong to this label file: InputError.
+    """
+    boxes = mask_boxes(labels)
+    extra = sorted(v for v in boxes if not 1 <= v <= len(particles))
+    if extra:
+        raise InputError(
+            f"instance mask has value {extra[-1]} but the label file has {len(particles)} particles "
+            "(expected value k+1 = the particle on line k, 0 = background)",
+            mask_path,
+        )
+    return [
+        Particle(boxes[k + 1], p.class_name, polygon=p.polygon, label=k + 1) if k + 1 in boxes else None
+        for k, p in enumerate(particles)
+    ]
 
 
 def particles_from_labels(label_path: Path, image_path: Path, class_name: str | None) -> list[Particle]:
@@ -162,10 +204,16 @@ def _mask_near(labels: np.ndarray, a: Particle, b: Particle, reach: int) -> bool
 
 
 def select_particles(
-    particles: list[Particle], width: int, height: int, margin: int, labels: np.ndarray | None = None
+    particles: list[Particle],
+    width: int,
+    height: int,
+    margin: int,
+    labels: np.ndarray | None = None,
+    skip_close: bool = True,
 ) -> tuple[list[int], list[tuple[int, str]]]:
-    """(indices to cut, [(index, reason)] skipped): border-cut, tiny and crowded particles are skipped."""
-    close = _close_pairs(particles, labels, margin)
+    """(indices to cut, [(index, reason)] skipped): border-cut, tiny and (when `skip_close`) crowded
+    particles are skipped. `skip_close=False` is for mask footprints, whose neighbours are blanked."""
+    close = _close_pairs(particles, labels, margin) if skip_close else set()
     keep, skipped = [], []
     for i, p in enumerate(particles):
         x0, y0, x1, y1 = p.xyxy
@@ -248,25 +296,68 @@ def otsu_footprint(grey: np.ndarray, box_in_crop: tuple[int, int, int, int]) -> 
     return out
 
 
+def background_level(image: np.ndarray, labels: np.ndarray, window: tuple[int, int, int, int]) -> np.ndarray:
+    """Median grey (or BGR) of the pixels of `window` that belong to no particle.
+
+    Crowded windows with too few such pixels (< 16) are grown, up to 4 times, by their own size;
+    failing that, the whole image's unlabelled pixels, then the window itself, are used.
+    """
+    height, width = image.shape[:2]
+    x0, y0, x1, y1 = window
+    for _ in range(5):
+        win = image[y0:y1, x0:x1]
+        free = labels[y0:y1, x0:x1] == 0
+        if free.sum() >= 16:
+            return np.median(win[free], axis=0)
+        gx, gy = max(x1 - x0, 1), max(y1 - y0, 1)
+        x0, y0, x1, y1 = max(x0 - gx, 0), max(y0 - gy, 0), min(x1 + gx, width), min(y1 + gy, height)
+    free = labels == 0
+    if free.any():
+        return np.median(image[free], axis=0)
+    x0, y0, x1, y1 = window
+    return np.median(image[y0:y1, x0:x1].reshape(-1, *image.shape[2:]), axis=0)
+
+
+def neighbours_in_window(labels: np.ndarray, particle: Particle, margin: int) -> bool:
+    """Whether the particle's crop window holds pixels of another particle's mask."""
+    x0, y0, x1, y1 = crop_window(particle.xyxy, margin, labels.shape[1], labels.shape[0])
+    win = labels[y0:y1, x0:x1]
+    return bool(((win != 0) & (win != particle.label)).any())
+
+
 def cut_template(
     image: np.ndarray, particle: Particle, margin: int, labels: np.ndarray | None = None
 ) -> np.ndarray | None:
-    """RGBA template (grey in RGB) of one particle, or None when its footprint is empty."""
+    """RGBA template (grey in RGB) of one particle, or None when its footprint is empty.
+
+    With `labels` (an instance mask) the footprint is the particle's own mask; pixels of other
+    particles in the crop get alpha 0 and the local background level as grey (`background_level`).
+    """
     height, width = image.shape[:2]
     window = crop_window(particle.xyxy, margin, width, height)
     x0, y0, x1, y1 = window
     crop = image[y0:y1, x0:x1]
-    grey = crop if crop.ndim == 2 else cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
+    others = None
     if labels is not None:
-        mask = labels[y0:y1, x0:x1] == particle.label
-    elif particle.polygon is not None and len(particle.polygon) >= 3:
-        mask = polygon_footprint(particle.polygon, window)
+        win = labels[y0:y1, x0:x1]
+        mask = win == particle.label
+        others = (win != 0) & ~mask
+        if others.any():
+            crop = crop.copy()
+            crop[others] = np.round(background_level(image, labels, window)).astype(np.uint8)
+        grey = crop if crop.ndim == 2 else cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
     else:
-        bx = crop_window(particle.xyxy, 0, width, height)
-        mask = otsu_footprint(grey, (bx[0] - x0, bx[1] - y0, bx[2] - x0, bx[3] - y0))
+        grey = crop if crop.ndim == 2 else cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
+        if particle.polygon is not None and len(particle.polygon) >= 3:
+            mask = polygon_footprint(particle.polygon, window)
+        else:
+            bx = crop_window(particle.xyxy, 0, width, height)
+            mask = otsu_footprint(grey, (bx[0] - x0, bx[1] - y0, bx[2] - x0, bx[3] - y0))
     if not mask.any():
         return None
     alpha = feather_alpha(mask)
+    if others is not None:
+        alpha[others] = 0  # the 1 px dilation and feathering never reach a neighbour
     rgb = np.dstack([grey] * 3) if crop.ndim == 2 else cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)
     return np.dstack([rgb, alpha])
 
@@ -274,12 +365,23 @@ def cut_template(
 # --------------------------------------------------------------------------- writing
 
 
-def pattern_text(image_path: Path, label_path: Path, width: int, height: int, margin: int, entries, report) -> str:
+def pattern_text(
+    image_path: Path,
+    label_path: Path,
+    width: int,
+    height: int,
+    margin: int,
+    entries,
+    report,
+    mask_path: Path | None = None,
+) -> str:
     """pattern.txt with a header saying where the templates came from."""
     counts = ", ".join(f"{n} {r}" for r, n in report.skipped_counts().items()) or "none"
+    masks = f", masks {mask_path.name}" if mask_path is not None else ""
     comments = [
-        f"templates cut from {image_path.name} by synthgen extract (labels {label_path.name}, margin {margin} px)",
-        f"{len(entries)} written; skipped: {counts}",
+        f"templates cut from {image_path.name} by synthgen extract "
+        f"(labels {label_path.name}{masks}, margin {margin} px)",
+        f"{len(entries)} written ({report.n_blanked} with neighbours blanked); skipped: {counts}",
     ]
     return format_pattern(comments, (width, height), entries)
 
@@ -302,14 +404,23 @@ def extract(
     margin: int = 4,
     class_name: str | None = None,
     force: bool = False,
+    mask_path: str | Path | None = None,
+    isolated_only: bool = False,
 ) -> ExtractReport:
-    """Cut every whole, isolated labelled particle of `image_path` into `out_dir` as a pattern.
+    """Cut every whole labelled particle of `image_path` into `out_dir` as a pattern.
 
     Writes `out_dir/pattern.txt` (first item: the micrograph's `WIDTH HEIGHT`) and
     `out_dir/templates/tNN.png`, all at once (built in a temporary folder, then renamed), so bad
     input leaves nothing behind. `class_name` overrides the labels' classes (mask images: default cube).
+
+    `label_path` is a label file (YOLO, COCO, labelme, VOC) or an instance-mask image. `mask_path`
+    adds an instance mask to a label file (value k+1 = the particle on line k, 0 = background): the
+    classes come from the labels, the footprints from the mask. With a mask, particles near or
+    touching neighbours are cut by their own mask with the neighbours blanked (see the module
+    docstring) unless `isolated_only`; without one they are skipped.
     """
     image_path, label_path, out_dir = Path(image_path), Path(label_path), Path(out_dir)
+    mask_path = Path(mask_path) if mask_path is not None else None
     if margin < 0:
         raise InputError(f"margin must be >= 0, got {margin}")
     if class_name is not None and canonical_class(class_name) is None:
@@ -321,24 +432,47 @@ def extract(
     if not label_path.is_file():
         raise InputError("no such label file", label_path)
     labels = None
+    no_mask: list[int] = []
     if label_path.suffix.lower() in MASK_SUFFIXES:
+        if mask_path is not None:
+            raise InputError("--labels is already an instance mask; --masks goes with a label file", mask_path)
         labels = read_instance_mask(label_path, width, height)
         particles = particles_from_mask(labels, cls or "cube")
     else:
         particles = particles_from_labels(label_path, image_path, cls)
+        if mask_path is not None:
+            if not mask_path.is_file():
+                raise InputError("no such instance-mask image", mask_path)
+            if mask_path.suffix.lower() not in MASK_SUFFIXES:
+                raise InputError(
+                    f"instance mask must be a lossless image ({', '.join(sorted(MASK_SUFFIXES))})", mask_path
+                )
+            labels = read_instance_mask(mask_path, width, height)
+            attached = attach_mask(particles, labels, mask_path)
+            no_mask = [i for i, p in enumerate(attached) if p is None]
+            particles = [p if p is not None else particles[i] for i, p in enumerate(attached)]
     if not particles:
         raise InputError("no labelled particles", label_path)
 
-    keep, skipped = select_particles(particles, width, height, margin, labels)
+    # Particles without mask pixels are left out of the selection (their box would be checked
+    # against masks they have none of) and reported on their own line.
+    ids = sorted(set(range(len(particles))) - set(no_mask))
+    keep_sub, skipped_sub = select_particles(
+        [particles[i] for i in ids], width, height, margin, labels, skip_close=labels is None or isolated_only
+    )
+    keep = [ids[k] for k in keep_sub]
+    skipped = [(ids[k], reason) for k, reason in skipped_sub] + [(i, SKIP_NO_MASK) for i in no_mask]
     templates = []
+    n_blanked = 0
     for i in keep:
         rgba = cut_template(image, particles[i], margin, labels)
         if rgba is None:
             skipped.append((i, SKIP_EMPTY))
         else:
             templates.append((particles[i].class_name, rgba))
+            n_blanked += int(labels is not None and neighbours_in_window(labels, particles[i], margin))
     skipped.sort()
-    report = ExtractReport(out_dir / "pattern.txt", width, height, len(templates), skipped)
+    report = ExtractReport(out_dir / "pattern.txt", width, height, len(templates), skipped, n_blanked)
     if not templates:
         counts = ", ".join(f"{n} {r}" for r, n in report.skipped_counts().items())
         raise InputError(f"no particle could be cut out of {len(particles)} labelled ({counts})", label_path)
@@ -349,7 +483,8 @@ def extract(
         (tmp / "templates").mkdir()
         for (rel, _), (_, rgba) in zip(entries, templates):
             write_png(tmp / rel, rgba)
-        (tmp / "pattern.txt").write_text(pattern_text(image_path, label_path, width, height, margin, entries, report))
+        text = pattern_text(image_path, label_path, width, height, margin, entries, report, mask_path)
+        (tmp / "pattern.txt").write_text(text)
         swap_in_dir(tmp, out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -12,15 +12,24 @@ with them off the output is exactly the plain mode's.
 
 Atomicity: all input is validated before anything is written; files are written into a hidden
 temp folder next to the destination, which is renamed into place at the end, and removed if the
-run fails or is interrupted.
+run fails or is interrupted. A run holds a lock on its destination (a second run into the same
+folder fails at once), and removes the staging folders of dead runs (killed with -9) it finds
+beside it. An existing output is replaced only with ``overwrite``.
+
+Streaming: images are written as they come (workers get a bounded window of jobs, results are
+taken in order) and annotations.json / manifest.json are assembled from per-image parts at the
+end, so memory does not grow with ``count``.
 """
 
 from __future__ import annotations
 
+import collections
+import itertools
+import json
 import math
 import shutil
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from dataclasses import asdict, dataclass, field, replace
@@ -31,7 +40,7 @@ import numpy as np
 
 from synthgen import __version__
 from synthgen.classes import CLASS_NAMES
-from synthgen.atomic import staging_dir, swap_in_dir
+from synthgen.atomic import OwnedStaging, os_reason, output_lock, remove_dead_staging, swap_in_dir
 from synthgen.errors import InputError
 from synthgen.labels import LabelledImage, class_counts, coco_dataset, data_yaml_text, json_text, yolo_text
 from synthgen.pattern import Pattern, load_patterns
@@ -44,11 +53,20 @@ from synthgen.placement import (
     place_particles,
     visible_particles,
 )
-from synthgen.realism import BackgroundConfig, RealismConfig, degrade, load_realism, make_background, with_distractors
+from synthgen.realism import (
+    BackgroundConfig,
+    RealismConfig,
+    degrade,
+    load_realism,
+    make_background,
+    render_with_looks,
+    with_distractors,
+)
 from synthgen.render import render
 
 IMAGE_FORMATS = ("png", "jpg")
 JPEG_QUALITY = 95
+MAX_COUNT = 10_000_000  # --count: images of a run (per pattern with --per-pattern)
 
 
 @dataclass(frozen=True)
@@ -74,8 +92,8 @@ class GenerateOptions:
     def check(self) -> None:
         """InputError for option values a user could mistype."""
         problems = []
-        if self.count < 1:
-            problems.append(f"--count must be at least 1 (got {self.count})")
+        if not 1 <= self.count <= MAX_COUNT:
+            problems.append(f"--count must be in 1..{MAX_COUNT} (got {self.count})")
         if self.max_particles < 1:
             problems.append(f"--max-particles must be at least 1 (got {self.max_particles})")
         if not (math.isfinite(self.min_gap) and self.min_gap >= 0):
@@ -169,12 +187,21 @@ class ImageRecord:
 class GenerateResult:
     out_dir: Path
     seed: int
-    images: tuple[ImageRecord, ...]
+    images: tuple[ImageRecord, ...]  # empty when generate(keep_images=False)
     options: GenerateOptions | None = None
+    n_images: int | None = None  # images written (len(images) when they are kept)
+    totals: dict[str, int] | None = None  # particles per class
+    removed_stale: tuple[Path, ...] = ()  # staging folders of dead runs removed before this one
 
     @property
     def counts(self) -> dict[str, int]:
+        if self.totals is not None:
+            return dict(self.totals)
         return class_counts([p for im in self.images for p in im.particles])
+
+    @property
+    def count(self) -> int:
+        return len(self.images) if self.n_images is None else self.n_images
 
 
 def clock_seed() -> int:
@@ -216,9 +243,14 @@ def synthesize(
     keep_clear = rows + int(cfg.distractors.margin) + 2 if rows else 0
     particles = place_particles(table, class_ids, w, h - keep_clear, rng, placement)
     canvas = make_background(h, w, rrng, cfg) if realism and cfg.background != BackgroundConfig() else None
-    image = render(w, h, particles, pattern.templates, options.background, canvas=canvas)
-    if realism and cfg.distractors.active:
+    occupied = None
+    if realism and (cfg.distractors.active or cfg.particles.active):
         occupied = footprint_mask(h, w, [p.footprint for p in particles])  # also the unlabelled hidden ones
+    if realism and cfg.particles.active:  # lift above a light substrate, rims, halos: repaints only
+        image = render_with_looks(w, h, particles, pattern.templates, canvas, occupied, rrng, cfg, options.background)
+    else:
+        image = render(w, h, particles, pattern.templates, options.background, canvas=canvas)
+    if realism and cfg.distractors.active:
         image = draw_distractors(image, occupied, rrng, cfg, rows)
     if realism:
         image = degrade(image, rrng, cfg)
@@ -237,11 +269,20 @@ def encode(image: np.ndarray, image_format: str) -> bytes:
     return buf.tobytes()
 
 
-def plan(patterns: Sequence[Pattern], options: GenerateOptions, run_seed: int) -> list[tuple[int, int, int]]:
-    """(index, pattern index, image seed) per image: round-robin, or ``count`` each with per_pattern."""
-    n = options.count * len(patterns) if options.per_pattern else options.count
+def n_images(n_patterns: int, options: GenerateOptions) -> int:
+    return options.count * n_patterns if options.per_pattern else options.count
+
+
+def iter_plan(patterns: Sequence[Pattern], options: GenerateOptions, run_seed: int) -> Iterator[tuple[int, int, int]]:
+    """(index, pattern index, image seed) per image, lazily: round-robin, or ``count`` each with per_pattern."""
+    n = n_images(len(patterns), options)
     pick = (lambda i: i // options.count) if options.per_pattern else (lambda i: i % len(patterns))
-    return [(i, pick(i), image_seed(run_seed, i)) for i in range(n)]
+    return ((i, pick(i), image_seed(run_seed, i)) for i in range(n))
+
+
+def plan(patterns: Sequence[Pattern], options: GenerateOptions, run_seed: int) -> list[tuple[int, int, int]]:
+    """``iter_plan`` as a list."""
+    return list(iter_plan(patterns, options, run_seed))
 
 
 # Worker state: set once per process so the templates are not re-sent with every image.
@@ -262,7 +303,11 @@ def _make(job: tuple[int, int, int]) -> tuple[bytes, str, list[PlacedParticle]]:
     return encode(image, options.image_format), yolo_text(particles, pattern.width, pattern.height), particles
 
 
-def _results(jobs, patterns, options, workers: int) -> Iterator[tuple[bytes, str, list[PlacedParticle]]]:
+def _results(
+    jobs: Iterable[tuple[int, int, int]], patterns, options, workers: int, window: int = 4
+) -> Iterator[tuple[bytes, str, list[PlacedParticle]]]:
+    """Results in job order, as they come. With workers, at most ``window`` jobs per worker are in
+    flight (Executor.map and Pool.imap would queue every job first: memory grows with the count)."""
     if workers <= 1:
         _init_worker(patterns, options, one_thread=False)
         yield from map(_make, jobs)
@@ -272,14 +317,52 @@ def _results(jobs, patterns, options, workers: int) -> Iterator[tuple[bytes, str
         max_workers=workers, mp_context=get_context("spawn"), initializer=_init_worker, initargs=(patterns, options)
     )
     try:
-        yield from pool.map(_make, jobs, chunksize=1)
+        jobs = iter(jobs)
+        pending = collections.deque(pool.submit(_make, job) for job in itertools.islice(jobs, workers * window))
+        while pending:
+            result = pending.popleft().result()
+            for job in itertools.islice(jobs, 1):
+                pending.append(pool.submit(_make, job))
+            yield result
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def check_out_dir(out_dir: Path) -> None:
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        raise InputError("output folder already exists and is not empty; choose a new --out folder", out_dir)
+def is_generate_output(folder: Path) -> bool:
+    """A folder written by ``synthgen generate`` (its manifest.json names the generator first)."""
+    try:
+        with open(folder / "manifest.json", "rb") as f:
+            head = f.read(200)
+    except OSError:
+        return False
+    return head.replace(b" ", b"").replace(b"\n", b"").startswith(b'{"generator":"synthgen')
+
+
+def check_out_dir(out_dir: Path, overwrite: bool = False, inputs: Sequence[Path] = ()) -> None:
+    """InputError unless ``out_dir`` is absent or empty, or (``overwrite``) a previous generate output
+    that holds none of ``inputs``."""
+    if not out_dir.exists() and not out_dir.is_symlink():
+        return
+    if not out_dir.is_dir():
+        raise InputError("the output exists and is not a folder; choose a new --out folder", out_dir)
+    try:
+        empty = not any(out_dir.iterdir())
+    except OSError as e:
+        raise InputError(f"cannot read the output folder: {os_reason(e)}", out_dir) from None
+    if empty:
+        return
+    if not overwrite:
+        raise InputError("output folder already exists and is not empty (use --overwrite to replace it)", out_dir)
+    if not is_generate_output(out_dir):
+        raise InputError(
+            "--overwrite replaces only a previous synthgen generate output (with its manifest.json); "
+            "this folder holds other files: choose a new --out folder",
+            out_dir,
+        )
+    root = out_dir.resolve()
+    for path in inputs:
+        if path.resolve().is_relative_to(root):
+            raise InputError(f"an input lies inside the output folder ({path}); --overwrite would delete it", out_dir)
 
 
 def generate(
@@ -304,10 +387,12 @@ def generate(
     drop_occluded: float = 0.6,
     scale_range: str | Sequence[float] = (1.0, 1.0),
     density_range: str | Sequence[float] = (1.0, 1.0),
+    overwrite: bool = False,
+    keep_images: bool = True,
 ) -> GenerateResult:
     """Generate ``count`` labelled images (see the module docstring) into the new folder ``out_dir``.
 
-    ``realism``: a preset name (none, sem, strong), a YAML file or a ``RealismConfig``;
+    ``realism``: a preset name (none, sem, strong, wide), a YAML file or a ``RealismConfig``;
     ``distractors`` forces its distractors on/off (None: as the preset says). ``cluster_prob``,
     ``touching``, ``occlusion``: agglomerates (``placement.place_agglomerates``); particles hidden by
     more than ``drop_occluded`` of their area are not labelled. ``scale_range``: per-image factor on
@@ -315,8 +400,13 @@ def generate(
     fraction of ``max_particles`` (a canvas still stops earlier when it is full). All off by
     default: the output is then that of the paper's plain mode.
 
+    ``overwrite``: replace an existing output of a previous run (only a folder with a synthgen
+    manifest.json, and none of the inputs inside). ``keep_images=False`` keeps no per-image record
+    in the result (``images`` is empty; ``count``/``counts`` still hold): memory flat in ``count``.
+
     ``progress(done, total)`` is called after each image. Raises InputError(s) before writing
-    anything when a pattern, option or the output folder is unusable."""
+    anything when a pattern, option or the output folder is unusable, or when another run is
+    writing the same output folder."""
     fmt = image_format.lower().lstrip(".")
     fmt = {"jpeg": "jpg"}.get(fmt, fmt)
     cfg = realism if isinstance(realism, RealismConfig) else load_realism(realism)
@@ -348,42 +438,111 @@ def generate(
     if not pats:
         raise InputError("no pattern files given")
     out_dir = Path(out_dir)
-    check_out_dir(out_dir)
+    inputs = [p.source for p in pats] + [e.path for p in pats for e in p.entries]
+    check_out_dir(out_dir, overwrite, inputs)  # early, before the lock: a clear answer without side effects
     run_seed = clock_seed() if seed is None else int(seed)
-    jobs = plan(pats, options, run_seed)
+    total = n_images(len(pats), options)
 
-    tmp = staging_dir(out_dir)
-    try:
-        (tmp / "images").mkdir()
-        (tmp / "labels").mkdir()
-        records = []
-        for done, (job, (data, label_text, particles)) in enumerate(
-            zip(jobs, _results(jobs, pats, options, workers)), start=1
-        ):
-            index, pattern_index, image_seed_ = job
-            stem = f"{index:06d}"
-            image_file, label_file = f"images/{stem}.{options.image_format}", f"labels/{stem}.txt"
-            (tmp / image_file).write_bytes(data)
-            (tmp / label_file).write_text(label_text)
-            records.append(ImageRecord(index, image_file, label_file, pattern_index, image_seed_, tuple(particles)))
-            if progress is not None:
-                progress(done, len(jobs))
-        labelled = [
-            LabelledImage(r.file, pats[r.pattern].width, pats[r.pattern].height, r.particles) for r in records
-        ]
-        (tmp / "annotations.json").write_text(json_text(coco_dataset(labelled), compact=True))
-        (tmp / "data.yaml").write_text(data_yaml_text(out_dir))
-        (tmp / "manifest.json").write_text(json_text(manifest(pats, options, run_seed, records)))
-        swap_in_dir(tmp, out_dir)  # out_dir is absent or empty (checked above)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return GenerateResult(out_dir, run_seed, tuple(records), options)
+    with output_lock(out_dir):
+        check_out_dir(out_dir, overwrite, inputs)  # again: another run may have finished meanwhile
+        removed = tuple(remove_dead_staging(out_dir))
+        staging = OwnedStaging(out_dir)
+        tmp = staging.path
+        try:
+            (tmp / "images").mkdir()
+            (tmp / "labels").mkdir()
+            parts = tmp / ".parts"  # per-image pieces of annotations.json and manifest.json
+            parts.mkdir()
+            records = []
+            totals = dict.fromkeys(CLASS_NAMES, 0)
+            ann_id = 0
+            with open(parts / "images", "w") as coco_images, open(parts / "annotations", "w") as coco_anns, open(
+                parts / "manifest", "w"
+            ) as man_images:
+                jobs = iter_plan(pats, options, run_seed)
+                for done, (job, (data, label_text, particles)) in enumerate(
+                    zip(iter_plan(pats, options, run_seed), _results(jobs, pats, options, workers)), start=1
+                ):
+                    index, pattern_index, image_seed_ = job
+                    stem = f"{index:06d}"
+                    image_file, label_file = f"images/{stem}.{options.image_format}", f"labels/{stem}.txt"
+                    (tmp / image_file).write_bytes(data)
+                    (tmp / label_file).write_text(label_text)
+                    record = ImageRecord(index, image_file, label_file, pattern_index, image_seed_, tuple(particles))
+                    pat = pats[pattern_index]
+                    ann_id = _write_coco_parts(coco_images, coco_anns, done, ann_id, record, pat.width, pat.height)
+                    summary = record.summary()
+                    for name, n in summary["counts"].items():
+                        totals[name] += n
+                    sep = ",\n" if done > 1 else ""
+                    man_images.write(sep + "\n".join("  " + line for line in json.dumps(summary, indent=1).split("\n")))
+                    if keep_images:
+                        records.append(record)
+                    if progress is not None:
+                        progress(done, total)
+            _assemble(tmp / "annotations.json", _coco_frame(), {"images": parts / "images", "annotations": parts / "annotations"})
+            (tmp / "data.yaml").write_text(data_yaml_text(out_dir))
+            head = manifest(pats, options, run_seed, (), totals=totals, n=total)
+            _assemble(tmp / "manifest.json", head, {"images": parts / "manifest"}, indent=True)
+            shutil.rmtree(parts)
+            staging.release()
+            swap_in_dir(tmp, out_dir)  # out_dir is absent, empty or (overwrite) a previous output: checked above
+        except BaseException:
+            staging.discard()
+            raise
+    return GenerateResult(out_dir, run_seed, tuple(records), options, total, totals, removed)
 
 
-def manifest(patterns: Sequence[Pattern], options: GenerateOptions, run_seed: int, records: Sequence[ImageRecord]) -> dict:
-    """What was generated and how to regenerate it (no paths of the output, no worker count)."""
-    totals = class_counts([p for r in records for p in r.particles])
+def _coco_frame() -> dict:
+    return coco_dataset([])
+
+
+def _write_coco_parts(images_f, anns_f, image_id: int, ann_id: int, record: ImageRecord, width: int, height: int) -> int:
+    """Append this image's COCO entries (compact JSON, comma-separated) to the part files; returns
+    the last annotation id. The same bytes as coco_dataset over all images."""
+    doc = coco_dataset([LabelledImage(record.file, width, height, record.particles)])
+    (im,) = doc["images"]
+    im["id"] = image_id
+    images_f.write(("," if image_id > 1 else "") + json.dumps(im, separators=(",", ":")))
+    for ann in doc["annotations"]:
+        ann_id += 1
+        ann["id"], ann["image_id"] = ann_id, image_id
+        anns_f.write(("," if ann_id > 1 else "") + json.dumps(ann, separators=(",", ":")))
+    return ann_id
+
+
+def _assemble(path: Path, frame: dict, lists: dict[str, Path], indent: bool = False) -> None:
+    """Write ``frame`` as json_text does, with each key of ``lists`` (an empty list in ``frame``)
+    filled from its part file: compact, or (``indent``) a list of indent=1 items of the top mapping."""
+    marks = {key: f"@@part:{key}@@" for key in lists}
+    text = json_text({k: (marks[k] if k in marks else v) for k, v in frame.items()}, compact=not indent)
+    with open(path, "w") as out:
+        for key, mark in marks.items():
+            before, text = text.split(json.dumps(mark), 1)
+            out.write(before)
+            with open(lists[key]) as part:
+                if indent:
+                    out.write("[\n")
+                    shutil.copyfileobj(part, out)
+                    out.write("\n ]")
+                else:
+                    out.write("[")
+                    shutil.copyfileobj(part, out)
+                    out.write("]")
+        out.write(text)
+
+
+def manifest(
+    patterns: Sequence[Pattern],
+    options: GenerateOptions,
+    run_seed: int,
+    records: Sequence[ImageRecord],
+    totals: dict[str, int] | None = None,
+    n: int | None = None,
+) -> dict:
+    """What was generated and how to regenerate it (no paths of the output, no worker count).
+    ``totals``/``n``: the class counts and image count when ``records`` are not kept."""
+    totals = class_counts([p for r in records for p in r.particles]) if totals is None else totals
     return {
         "generator": f"synthgen {__version__}",
         "seed": run_seed,
@@ -401,6 +560,6 @@ def manifest(patterns: Sequence[Pattern], options: GenerateOptions, run_seed: in
             }
             for p in patterns
         ],
-        "totals": {"images": len(records), "particles": sum(totals.values()), "per_class": totals},
+        "totals": {"images": len(records) if n is None else n, "particles": sum(totals.values()), "per_class": totals},
         "images": [r.summary() for r in records],
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import cv2
@@ -10,7 +11,8 @@ import yaml
 
 from synthgen.classes import CLASS_NAMES, canonical_class
 from synthgen.errors import InputError
-from synthgen.atomic import write_bytes_atomic
+from synthgen.atomic import os_reason, write_bytes_atomic
+from synthgen.templates import decode_image
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 # BGR; colour-blind-safe orange / sky blue, then fallbacks for unexpected class ids
@@ -19,8 +21,13 @@ TILE_WIDTH = 480
 LEGEND_HEIGHT = 36
 
 
-def read_yolo_boxes(label_path: Path, width: int, height: int) -> list[tuple[int, float, float, float, float]]:
-    """(class, x0, y0, x1, y1) in pixels from a YOLO txt; InputError naming the bad line."""
+def read_yolo_boxes(
+    label_path: Path, width: int, height: int, n_classes: int | None = None
+) -> list[tuple[int, float, float, float, float]]:
+    """(class, x0, y0, x1, y1) in pixels from a YOLO txt; InputError naming the bad line.
+
+    Every value must be a finite number, the class an integer in 0..n_classes-1 and cx, cy, w, h
+    fractions of the image in [0, 1]: a sheet never draws a label the training would reject."""
     boxes = []
     if not label_path.is_file():
         return boxes
@@ -33,9 +40,18 @@ def read_yolo_boxes(label_path: Path, width: int, height: int) -> list[tuple[int
         if not parts:
             continue
         try:
+            if len(parts) < 5:
+                raise ValueError
             c, cx, cy, w, h = int(parts[0]), *map(float, parts[1:5])
         except (ValueError, TypeError):
             raise InputError(f"malformed YOLO line {line!r}: expected 'class cx cy w h'", label_path, n) from None
+        if not all(math.isfinite(v) for v in (cx, cy, w, h)):
+            raise InputError(f"not a finite number in {line.strip()!r} (NaN or inf)", label_path, n)
+        if c < 0 or (n_classes is not None and c >= n_classes):
+            known = f"0..{n_classes - 1}" if n_classes else "none"
+            raise InputError(f"class {c} out of range (classes {known})", label_path, n)
+        if not all(0 <= v <= 1 for v in (cx, cy, w, h)):
+            raise InputError(f"box values outside 0..1 in {line.strip()!r} (YOLO uses fractions of the image)", label_path, n)
         boxes.append((c, (cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width, (cy + h / 2) * height))
     return boxes
 
@@ -79,11 +95,11 @@ def contact_sheet(folder: str | Path, n: int = 12, cols: int = 4, tile_width: in
     names = class_names(folder)
     tiles = []
     for path in images[:n]:
-        img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        img = decode_image(path, cv2.IMREAD_GRAYSCALE)
         if img is None:
-            raise InputError("cannot read image", path)
+            raise InputError("cannot read image (corrupt or not an image)", path)
         h, w = img.shape
-        boxes = read_yolo_boxes(label_dir / f"{path.stem}.txt", w, h)
+        boxes = read_yolo_boxes(label_dir / f"{path.stem}.txt", w, h, len(names))
         tile = draw_labels(img, boxes, thickness=max(1, round(2 * w / tile_width)))
         tile = cv2.resize(tile, (tile_width, max(1, round(h * tile_width / w))), interpolation=cv2.INTER_AREA)
         cv2.putText(tile, f"{path.name}  {len(boxes)}", (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
@@ -112,10 +128,15 @@ def write_preview(folder: str | Path, out: str | Path, n: int = 12, cols: int = 
     suffix = out.suffix.lower()
     if suffix not in (".png", ".jpg", ".jpeg"):
         raise InputError("the sheet must be a .png or .jpg file", out)
+    if out.is_dir():
+        raise InputError("the sheet must be a file, not a folder", out)
     sheet = contact_sheet(folder, n, cols)
     ok, buf = cv2.imencode(suffix, sheet)
     if not ok:
         raise RuntimeError("cv2 could not encode the contact sheet")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_bytes_atomic(out, buf.tobytes())
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_bytes_atomic(out, buf.tobytes())
+    except OSError as e:
+        raise InputError(f"cannot write the sheet: {os_reason(e)}", out) from None
     return out

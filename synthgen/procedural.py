@@ -12,6 +12,7 @@ Randomness comes only from the `np.random.Generator` argument: same generator st
 
 from __future__ import annotations
 
+import itertools
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +51,15 @@ SPHERE_RANGES: dict[str, tuple[float, float]] = {
     "tilt_azimuth_deg": (0.0, 360.0),
     "spin_deg": (0.0, 180.0),
 }
+# Sphere parameters added after the bundled patterns p01-p08 were fixed. They are drawn after all the
+# others, and only when their range is more than one value: the default (off) draws nothing, so
+# older templates keep their random streams, and so their pixels.
+SPHERE_LATE_RANGES: dict[str, tuple[float, float]] = {
+    # <= 0: off (a smooth or `faceting` quasi-sphere). In (k - 1, k], k = 1..4: a polyhedral
+    # quasi-sphere, POLYHEDRA[k - 1], randomly oriented but never seen with a square outline; the
+    # fraction sets its truncation. It replaces `faceting`. (0, 4) draws the four alike.
+    "polyhedron": (0.0, 0.0),
+}
 LOOK_RANGES: dict[str, tuple[float, float]] = {
     "face_level": (0.3, 0.47),  # brightness of a face seen head-on (0..1)
     "edge_gain": (0.6, 1.0),  # strength of the edge effect
@@ -70,12 +80,14 @@ def sample_params(kind: str, rng: np.random.Generator, **fixed: float) -> dict[s
     ranges = {**(CUBE_RANGES if kind == "cube" else SPHERE_RANGES), **LOOK_RANGES}
     if kind == "sphere":
         ranges["face_level"] = (0.38, 0.62)  # quasi-spheres often look brighter overall than cube faces
-    unknown = set(fixed) - set(ranges)
+    late = SPHERE_LATE_RANGES if kind == "sphere" else {}
+    unknown = set(fixed) - set(ranges) - set(late)
     if unknown:
         raise ValueError(f"unknown {kind} parameters: {sorted(unknown)}")
     # Draw all values in a fixed order even when some are fixed, so fixing one parameter does not
     # shift the others' random stream.
     drawn = {name: float(rng.uniform(lo, hi)) for name, (lo, hi) in ranges.items()}
+    drawn.update({name: float(rng.uniform(lo, hi)) if hi > lo else float(lo) for name, (lo, hi) in late.items()})
     return {**drawn, **{k: float(v) for k, v in fixed.items()}}
 
 
@@ -104,6 +116,111 @@ class _Bumps:
 _FACET_DIRS = np.vstack(
     [np.eye(3), -np.eye(3), np.array(np.meshgrid([-1, 1], [-1, 1], [-1, 1])).reshape(3, -1).T / np.sqrt(3)]
 )
+
+
+# Polyhedral quasi-spheres: the shapes of faceted fcc nanoparticles (Ag, Au; TiO2 and other
+# faceted oxides look alike in SEM). Each is a set of facet planes (unit normal, distance).
+POLYHEDRA: tuple[str, ...] = ("cuboctahedron", "truncated octahedron", "icosahedron", "decahedron")
+_PHI = (1 + np.sqrt(5)) / 2
+
+
+def _polyhedron_planes(shape: int, u: float) -> np.ndarray:
+    """Facet planes (n, 4) of POLYHEDRA[shape]; u in (0, 1] sets the truncation.
+
+    Scaled so that the mean of the inradius and the circumradius is 1 (a "diameter" of 2).
+    """
+    if shape in (0, 1):
+        # {100} planes at 1, {111} planes at t: t = 2/sqrt(3) is the cuboctahedron (square and
+        # triangular facets), t = sqrt(3)/2 the truncated octahedron (squares and hexagons).
+        t = 2 / np.sqrt(3) - 0.07 * u if shape == 0 else np.sqrt(3) / 2 + 0.09 * u
+        planes = np.column_stack([_FACET_DIRS, np.r_[np.ones(6), np.full(8, t)]])
+    elif shape == 2:
+        # Icosahedron: 20 {111} facets, normals along the vertices of a dodecahedron.
+        dirs = [np.array(c, float) for c in itertools.product([-1, 1], repeat=3)]
+        for a, b in itertools.product([-1, 1], repeat=2):
+            for k in range(3):
+                d = np.zeros(3)
+                d[(k + 1) % 3], d[(k + 2) % 3] = a / _PHI, b * _PHI
+                dirs.append(d)
+        normals = np.array(dirs) / np.linalg.norm(dirs, axis=1, keepdims=True)
+        planes = np.column_stack([normals, np.ones(len(normals))])
+    elif shape == 3:
+        # Ino decahedron: five twinned tetrahedra around the 5-fold axis z (a pentagonal bipyramid
+        # of ten {111} facets, stretched 1.3x along the axis as grown particles often are), its
+        # equatorial corners cut by five {100} facets.
+        h, rho = 0.5 * 1.3, 0.5 / np.tan(np.radians(36))  # apex height, pentagon inradius
+        rows = []
+        for k in range(5):
+            phi = np.radians(72 * k)
+            for sz in (1, -1):
+                n = np.array([h * np.cos(phi), h * np.sin(phi), sz * rho])
+                rows.append([*(n / np.linalg.norm(n)), rho * h / np.linalg.norm(n)])
+            phi += np.radians(36)
+            rows.append([np.cos(phi), np.sin(phi), 0.0, (0.75 + 0.1 * u) * rho / np.cos(np.radians(36))])
+        planes = np.array(rows)
+    else:
+        raise ValueError(f"unknown polyhedron {shape}")
+    radius = np.linalg.norm(_polyhedron_vertices(planes), axis=1).max()
+    return planes * np.r_[1, 1, 1, 2 / (radius + planes[:, 3].min())]
+
+
+def _polyhedron_vertices(planes: np.ndarray) -> np.ndarray:
+    """Corners of the convex polyhedron {p: n.p <= d for every plane (n, d)}."""
+    triples = np.array(list(itertools.combinations(range(len(planes)), 3)))
+    a, d = planes[triples, :3], planes[triples, 3]
+    ok = np.abs(np.linalg.det(a)) > 1e-9
+    p = np.linalg.solve(a[ok], d[ok][..., None])[..., 0]
+    inside = (p @ planes[:, :3].T <= planes[:, 3] + 1e-7).all(axis=1)
+    return p[inside]
+
+
+def outline_metrics(points: np.ndarray) -> tuple[float, int, float]:
+    """(fill, sides, aspect) of the convex hull of 2-D points.
+
+    fill: hull area / minimum-area rectangle (1 for a square or rectangle, 0.83 for a regular octagon,
+    0.75 for a hexagon, 0.79 for a disc); sides: of the hull simplified to 1.5 % of its perimeter;
+    aspect: long / short side of the rectangle.
+    """
+    pts = np.asarray(points, np.float64)
+    pts = ((pts - pts.mean(axis=0)) * (1000 / max(np.ptp(pts, axis=0).max(), 1e-9))).astype(np.float32)
+    hull = cv2.convexHull(pts)
+    (_, _), (w, h), _ = cv2.minAreaRect(hull)
+    sides = len(cv2.approxPolyDP(hull, 0.015 * cv2.arcLength(hull, True), True))
+    return float(cv2.contourArea(hull) / max(w * h, 1e-9)), sides, float(max(w, h) / max(min(w, h), 1e-9))
+
+
+def _random_rotation(rng: np.random.Generator) -> np.ndarray:
+    """A rotation matrix uniform over all orientations (QR of a Gaussian matrix)."""
+    q, r = np.linalg.qr(rng.standard_normal((3, 3)))
+    q = q * np.sign(np.diag(r))
+    if np.linalg.det(q) < 0:
+        q[:, 0] = -q[:, 0]
+    return q
+
+
+def _polyhedron(value: float, rng: np.random.Generator, view: np.ndarray) -> tuple[np.ndarray, float]:
+    """Facet planes (n, 4) of a randomly oriented polyhedral quasi-sphere, and its circumradius.
+
+    `value` in (0, len(POLYHEDRA)] picks the shape (see SPHERE_LATE_RANGES). Orientations whose
+    outline, seen through the object -> view rotation `view`, looks like a square or rectangle
+    (fill > 0.85, fewer than 6 sides, aspect > 1.3) are drawn again: that outline is a cube's.
+    """
+    shape = min(int(np.ceil(value)), len(POLYHEDRA)) - 1
+    base = _polyhedron_planes(shape, value - shape)
+    best, best_fill = None, np.inf
+    for _ in range(40):
+        orient = _random_rotation(rng)
+        jitter = 1 + 0.025 * rng.standard_normal(len(base))  # facets of slightly unequal size
+        planes = np.column_stack([base[:, :3] @ orient.T, base[:, 3] * jitter])
+        verts = _polyhedron_vertices(planes)
+        fill, sides, aspect = outline_metrics((verts @ view.T)[:, :2])
+        if fill <= 0.85 and sides >= 6 and aspect <= 1.3:
+            best = (planes, verts)
+            break
+        if fill < best_fill:
+            best, best_fill = (planes, verts), fill
+    planes, verts = best
+    return planes, float(np.linalg.norm(verts, axis=1).max())
 
 
 def _cube_sdf(half: np.ndarray, radius: float, truncation: float, bumps: _Bumps):
@@ -261,19 +378,27 @@ def render_template(kind: str, rng: np.random.Generator, size_px: float, **param
         edge_sigma = s * 0.6
     else:
         e, f = prm["ellipticity"], max(prm["faceting"], 0.0)
+        polyhedral = prm["polyhedron"] > 0
         radii = half_edge * np.array([1.0, 1 - e * rng.uniform(0.6, 1.0), 1 - e * rng.uniform(0, 0.6)])
         # Faceted quasi-spheres (cuboctahedra, decahedra in SEM): the 14 planes of a truncated
         # octahedron, randomly oriented, cut a slightly larger ellipsoid; f = 0 leaves it smooth.
         facet_dirs = _FACET_DIRS @ _rotation(*rng.uniform(0, 360, 3)).T
         offsets = half_edge * (1 + 0.03 * rng.standard_normal(len(facet_dirs)))
         planes = np.zeros((0, 4))
-        if f > 0:
+        if polyhedral:
+            # Random draws only here, after all the others: smooth and `faceting` spheres unchanged.
+            view = _rotation(prm["tilt_deg"], prm["tilt_azimuth_deg"], prm["spin_deg"])
+            planes, circumradius = _polyhedron(prm["polyhedron"], rng, view)
+            planes[:, 3] *= half_edge
+            # An ellipsoid just inside the corners rounds them, as on real particles.
+            radii = radii * circumradius * rng.uniform(0.9, 0.97)
+        elif f > 0:
             radii = radii * (1.2 + 0.15 * min(f, 1.0))  # >= 1.2: facets meet, no isolated flat "craters"
             planes = np.column_stack([facet_dirs, offsets])
         bumps = _Bumps.draw(rng, 8, wavelength=half_edge * 1.2, amplitude=half_edge * prm["irregularity"])
         sdf = _sphere_sdf(radii, planes, bumps)
         extent = float(radii.max()) * (1.05 + prm["irregularity"])
-        edge_sigma = s * 1.3
+        edge_sigma = s * (0.9 if polyhedral else 1.3)  # sharper facet edges on polyhedra
     rot = _rotation(prm["tilt_deg"], prm["tilt_azimuth_deg"], prm["spin_deg"])
     pad = MARGIN_PX + 3  # output pixels of empty border before the final crop
     n_out = int(np.ceil(2 * extent / s)) + 2 * pad
@@ -302,6 +427,9 @@ class PatternSpec:
     cube: dict[str, tuple[float, float]]  # overrides of CUBE_RANGES
     sphere: dict[str, tuple[float, float]]  # overrides of SPHERE_RANGES
     look: dict[str, tuple[float, float]]  # overrides of LOOK_RANGES
+    # Sphere diameter / drawn size: > 1 gives quasi-spheres the footprint of the pattern's cubes
+    # (a sphere of diameter d covers ~0.8 d squared, a slightly tilted cube of edge a ~1.2 a squared).
+    sphere_scale: float = 1.0
 
     @property
     def n_templates(self) -> int:
@@ -328,6 +456,21 @@ PATTERN_SPECS: tuple[PatternSpec, ...] = (
         {"rounding": (0.03, 0.5), "truncation": (0.0, 0.5), "aspect": (1.0, 1.35), "tilt_deg": (0.0, 30.0)},
         {}, {"face_level": (0.3, 0.6), "dose": (25.0, 120.0)},
     ),
+    # The hard class boundary: polyhedral quasi-spheres (cuboctahedra, truncated octahedra,
+    # icosahedra, decahedra; 6-10 sided outlines, visible facets) beside rounded, truncated cubes of
+    # the same size and brightness. Not in Table 1; large, then small particles.
+    PatternSpec(
+        "p09", _HI, 14, 18, (40, 90),
+        {"rounding": (0.25, 0.5), "truncation": (0.2, 0.5), "tilt_deg": (0.0, 30.0)},
+        {"polyhedron": (0.0, 4.0), "ellipticity": (0.0, 0.06), "irregularity": (0.0, 0.02)},
+        {"face_level": (0.32, 0.55)}, sphere_scale=1.3,
+    ),
+    PatternSpec(
+        "p10", _LO, 14, 18, (12, 24),
+        {"rounding": (0.25, 0.5), "truncation": (0.2, 0.5), "tilt_deg": (0.0, 30.0)},
+        {"polyhedron": (0.0, 4.0), "ellipticity": (0.0, 0.06), "irregularity": (0.0, 0.02)},
+        {"face_level": (0.32, 0.55)}, sphere_scale=1.3,
+    ),
 )
 
 
@@ -341,7 +484,7 @@ def render_pattern_templates(spec: PatternSpec, seed: int, index: int) -> list[t
     kinds = ["cube"] * spec.n_cubes + ["sphere"] * spec.n_spheres
     for j, kind in enumerate(kinds):
         rng = np.random.default_rng([seed, index, j])
-        size = float(rng.uniform(*spec.size_px))
+        size = float(rng.uniform(*spec.size_px)) * (spec.sphere_scale if kind == "sphere" else 1.0)
         fixed = _draw({**(spec.cube if kind == "cube" else spec.sphere), **spec.look}, rng)
         out.append((kind, render_template(kind, rng, size, **fixed)))
     return out
@@ -381,6 +524,8 @@ def render_pattern_set(out_dir: str | Path, seed: int = 2022, specs=PATTERN_SPEC
     os.replace, so an interrupted run leaves every pNN either old or new, never half-written.
     Other files in `out_dir` (e.g. README.md) are left alone.
     """
+    if not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InputError(f"--seed must be an integer >= 0 (got {seed!r})")
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError("output exists and is not a folder", out_dir)

@@ -12,7 +12,11 @@ Three stages, each a pure function of an image, an ``np.random.Generator`` and a
 jitter, a per-row horizontal shift of at most ``jitter_px`` (<= 1, sub-pixel in the presets), so
 labels stay exact to within that.
 
-Presets ``none`` (identity), ``sem`` and ``strong`` live in ``synthgen/realism_presets/*.yaml``.
+A fourth stage, ``render_with_looks`` (section ``particles``), renders the particles with a lift above a
+light substrate, dark/bright rims inside and halos outside their footprints; it only repaints pixels
+(rims inside the footprints, halos outside all of them), so labels never change either.
+
+Presets ``none`` (identity), ``sem``, ``strong`` and ``wide`` live in ``synthgen/realism_presets/*.yaml``.
 A user YAML file has the same three sections; ``base: <preset>`` (default ``none``) names the preset
 it overrides, key by key. Every knob, its type and allowed range are listed in ``KNOBS``.
 """
@@ -22,6 +26,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass, field, fields, replace
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -31,10 +36,11 @@ import numpy as np
 import yaml
 
 from synthgen.errors import InputError
+from synthgen.render import render
 
 Range = tuple[float, float]
 
-PRESETS = ("none", "sem", "strong")
+PRESETS = ("none", "sem", "strong", "wide")
 
 
 @dataclass(frozen=True)
@@ -104,11 +110,35 @@ class DistractorConfig:
     debris_count: Range = (1.0, 15.0)  # items per image, integers 0..500
     debris_size: Range = (1.0, 8.0)  # item size px, 1..60
     margin: float = 4.0  # px kept clear around labelled particles, integer 0..30
+    font_p: float = 0.0  # a scale bar / letter uses a Pillow font (DejaVu TTF or Pillow's default): "1 µm"
+    labels_p: float = 0.0  # extra text anywhere: unit labels ("500 nm", "1 µm", +- a bar), panel letters ("(b)", "c)")
+    labels_count: Range = (1.0, 4.0)  # how many, integers 0..40
+    label_size: Range = (0.015, 0.1)  # their cap height, fraction of the image height, 0.005..0.3
 
     @property
     def active(self) -> bool:
-        probs = (self.info_bar_p, self.scale_bar_p, self.letter_p, self.text_p, self.debris_p)
+        probs = (self.info_bar_p, self.scale_bar_p, self.letter_p, self.text_p, self.debris_p, self.labels_p)
         return self.enabled and any(p > 0 for p in probs)
+
+
+@dataclass(frozen=True)
+class ParticleConfig:
+    """Particle looks (``render_with_looks``): pixels are repainted, never moved, so labels stay exact."""
+
+    lift_p: float = 0.0  # remap particle greys onto [substrate + margin, 255]: bright particles on light ground
+    lift_margin: Range = (20.0, 60.0)  # grey levels the darkest particle pixel sits above the local substrate, 1..120
+    rim_p: float = 0.0  # a rim just inside the footprint edges
+    rim_width: Range = (1.0, 4.0)  # px, 1..20 (at most 0.4 x the median particle radius)
+    rim_strength: Range = (0.2, 0.6)  # fraction darkened (dark rim) or brightened toward 255, 0..1
+    rim_dark_p: float = 0.7  # dark rim (else bright)
+    halo_p: float = 0.0  # a soft ring just outside the footprints, never on any footprint
+    halo_width: Range = (0.1, 0.3)  # fraction of the median particle radius (at least 2 px), 0.01..1
+    halo_strength: Range = (10.0, 50.0)  # grey levels at the footprint edge, 0..150
+    halo_dark_p: float = 0.4  # dark halo (else bright)
+
+    @property
+    def active(self) -> bool:
+        return any(p > 0 for p in (self.lift_p, self.rim_p, self.halo_p))
 
 
 @dataclass(frozen=True)
@@ -119,9 +149,15 @@ class RealismConfig:
     background: BackgroundConfig = field(default_factory=BackgroundConfig)
     degrade: DegradeConfig = field(default_factory=DegradeConfig)
     distractors: DistractorConfig = field(default_factory=DistractorConfig)
+    particles: ParticleConfig = field(default_factory=ParticleConfig)
 
 
-SECTIONS = {"background": BackgroundConfig, "degrade": DegradeConfig, "distractors": DistractorConfig}
+SECTIONS = {
+    "background": BackgroundConfig,
+    "degrade": DegradeConfig,
+    "distractors": DistractorConfig,
+    "particles": ParticleConfig,
+}
 
 # (section, key) -> (kind, lo, hi); kind is "p" (probability), "float", "int", "range", "irange", "bool".
 _P = ("p", 0.0, 1.0)
@@ -155,6 +191,13 @@ KNOBS: dict[tuple[str, str], tuple[str, float, float]] = {
     ("distractors", "debris_count"): ("irange", 0, 500),
     ("distractors", "debris_size"): ("range", 1, 60),
     ("distractors", "margin"): ("int", 0, 30),
+    ("distractors", "labels_count"): ("irange", 0, 40),
+    ("distractors", "label_size"): ("range", 0.005, 0.3),
+    ("particles", "lift_margin"): ("range", 1, 120),
+    ("particles", "rim_width"): ("range", 1, 20),
+    ("particles", "rim_strength"): ("range", 0, 1),
+    ("particles", "halo_width"): ("range", 0.01, 1),
+    ("particles", "halo_strength"): ("range", 0, 150),
 }
 for _section, _cls in SECTIONS.items():
     for _f in fields(_cls):
@@ -167,7 +210,7 @@ assert all((s, f.name) in KNOBS for s, c in SECTIONS.items() for f in fields(c))
 
 
 def load_realism(name_or_path: str | Path) -> RealismConfig:
-    """A preset by name (``none``, ``sem``, ``strong``) or a YAML file; InputError(file, line) if bad."""
+    """A preset by name (``none``, ``sem``, ``strong``, ``wide``) or a YAML file; InputError(file, line) if bad."""
     if str(name_or_path) in PRESETS:
         return _preset(str(name_or_path))
     path = Path(name_or_path)
@@ -408,3 +451,79 @@ def line_jitter(image: np.ndarray, rng: np.random.Generator, max_px: float) -> n
 def _smooth_column(values: np.ndarray, n: int) -> np.ndarray:
     """``values`` linearly stretched to ``n`` samples (a slow per-row drift)."""
     return cv2.resize(values.astype(np.float32)[:, None], (1, n), interpolation=cv2.INTER_LINEAR)[:, 0]
+
+
+# --------------------------------------------------------------------------- particle looks
+
+# Under a lift the substrate is compressed above LIFT_KNEE so that it never exceeds LIFT_MAX: the
+# particles always keep >= 40 grey levels of headroom above it and can never vanish into it.
+LIFT_KNEE, LIFT_MAX = 190.0, 215.0
+
+
+def render_with_looks(
+    width: int,
+    height: int,
+    particles: Sequence,
+    templates: Sequence,
+    canvas: np.ndarray | None,
+    occupied: np.ndarray,
+    rng: np.random.Generator,
+    cfg: RealismConfig,
+    background: int = 0,
+) -> np.ndarray:
+    """``render`` plus the ``particles`` section: lift above the substrate, rims, halos.
+
+    ``canvas``: the substrate (``make_background``) or None for a flat ``background``; ``occupied``:
+    ``distractors.footprint_mask`` of every footprint (halos stay off it). Pixels are only repainted:
+    the lift and rims change pixels render paints (coverage > 0, all inside footprints), halos only
+    pixels outside ``occupied``. Draws from ``rng`` only for effects whose probability is > 0.
+    """
+    pc = cfg.particles
+    lift = pc.lift_p > 0 and rng.random() < pc.lift_p
+    margin = _uniform(rng, pc.lift_margin) if lift else 0.0
+    rim = pc.rim_p > 0 and rng.random() < pc.rim_p
+    if rim:
+        rim_w, rim_s, rim_dark = _uniform(rng, pc.rim_width), _uniform(rng, pc.rim_strength), rng.random() < pc.rim_dark_p
+    halo = pc.halo_p > 0 and rng.random() < pc.halo_p
+    if halo:
+        halo_w = _uniform(rng, pc.halo_width)
+        halo_s = _uniform(rng, pc.halo_strength) * (-1 if rng.random() < pc.halo_dark_p else 1)
+    if canvas is None:
+        canvas = np.full((height, width), background, np.uint8)
+    if lift:
+        s = canvas.astype(np.float32)
+        knee = LIFT_KNEE + (s - LIFT_KNEE) * ((LIFT_MAX - LIFT_KNEE) / (255.0 - LIFT_KNEE))
+        canvas = np.where(s > LIFT_KNEE, knee + 0.5, s).astype(np.uint8)
+    if not (lift or rim or halo) or not particles:
+        return render(width, height, particles, templates, canvas=canvas)
+    substrate = canvas.astype(np.float32)
+    premult = render(width, height, particles, templates, canvas=np.zeros((height, width), np.uint8))
+    white = render(width, height, particles, templates, canvas=np.full((height, width), 255, np.uint8))
+    p = premult.astype(np.float32)
+    cover = np.clip(1.0 - (white.astype(np.float32) - p) / 255.0, 0.0, 1.0)  # particle alpha, 0 off footprints
+    cover[(white == 255) & (premult == 0)] = 0.0
+    if lift:
+        # particle grey v -> S + m + (255 - S - m) v / 255 (premultiplied by the coverage a)
+        m = np.minimum(np.float32(margin), (255.0 - substrate) / 2)
+        out = substrate + cover * m + (255.0 - substrate - m) * (p / 255.0)
+    else:
+        out = p + substrate * (1.0 - cover)
+    radius = _median_radius(particles)
+    if rim:
+        solid = (cover > 0.5).astype(np.uint8)
+        d_in = cv2.distanceTransform(solid, cv2.DIST_L2, 3)  # 1 on the edge pixels, 0 off the solid part
+        rw = min(rim_w, max(1.0, 0.4 * radius))
+        wgt = np.clip(1.0 - (d_in - 1.0) / rw, 0.0, 1.0) * cover * np.float32(rim_s)
+        out = out * (1.0 - wgt) if rim_dark else out + (255.0 - out) * wgt
+    if halo:
+        d_out = cv2.distanceTransform((cover <= 0).astype(np.uint8), cv2.DIST_L2, 3)  # px to the nearest particle pixel
+        hw = max(2.0, halo_w * radius)
+        prof = np.clip(1.0 - (d_out - 1.0) / hw, 0.0, 1.0) ** 2
+        prof[occupied] = 0.0
+        out = out + np.float32(halo_s) * prof
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+def _median_radius(particles: Sequence) -> float:
+    areas = [p.footprint.area for p in particles if p.footprint.area > 0]
+    return math.sqrt(float(np.median(areas)) / math.pi) if areas else 4.0

@@ -68,16 +68,25 @@ def paste(canvas: np.ndarray, stack: np.ndarray, p: PlacedParticle, template_siz
 def footprint_pixels(footprint, c0: int, r0: int, size: tuple[int, int]) -> np.ndarray:
     """uint8 mask (255) of the pixels of the patch at (c0, r0) whose centres lie in or on ``footprint``.
 
-    cv2.fillPoly also paints every pixel its outline touches (up to ~0.8 px outside), so the mask's
-    rim, the only place such pixels can be, is re-tested exactly with shapely.
+    cv2.fillPoly also paints every pixel its outline touches (up to ~1 px outside), so every
+    painted pixel near the outline, the only place such pixels can be, is re-tested exactly with
+    shapely.
     """
     inside = np.zeros((size[1], size[0]), np.uint8)
     xy = shapely.get_coordinates(footprint) - (c0 + 0.5, r0 + 0.5)  # the exterior: footprints have no holes
-    cv2.fillPoly(inside, [np.round(xy * 16.0).astype(np.int32)], 255, lineType=cv2.LINE_8, shift=4)
-    # A painted pixel outside lies < 0.8 px beyond an edge, so some 8-neighbour lies >= 0.92 px beyond
-    # it and is unpainted: every such pixel is on the rim that one 3x3 erosion peels off.
-    rim = cv2.subtract(inside, cv2.erode(inside, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=0))
-    at = cv2.findNonZero(rim)  # x, y of each; several times faster than np.nonzero on small patches
+    poly = [np.round(xy * 16.0).astype(np.int32)]
+    cv2.fillPoly(inside, poly, 255, lineType=cv2.LINE_8, shift=4)
+    # A pixel fillPoly paints outside the footprint is one the drawn outline passes through or an
+    # 8-neighbour of one (its centre is at most ~1.05 px outside, measured on 15 000 random
+    # footprints), so the 5x5 dilation of the outline drawn with the same LINE_8 rule holds every
+    # suspect, with a pixel to spare. (Peeling only the mask's rim, as before, missed the painted
+    # pixels of a slot narrower than ~2 px, filled from both sides: hypothesis found one.)
+    # The outline is drawn with a 2 px margin: cv2 clips lines near the image border unreliably.
+    near = np.zeros((size[1] + 4, size[0] + 4), np.uint8)
+    cv2.polylines(near, [v + 32 for v in poly], True, 255, thickness=1, lineType=cv2.LINE_8, shift=4)
+    near = cv2.dilate(near, np.ones((5, 5), np.uint8))[2:-2, 2:-2]
+    near = cv2.bitwise_and(inside, near)
+    at = cv2.findNonZero(near)  # x, y of each; several times faster than np.nonzero on small patches
     if at is not None:
         cols, rows = at.reshape(-1, 2).T
         out = ~shapely.intersects_xy(footprint, cols + (c0 + 0.5), rows + (r0 + 0.5))

@@ -7,6 +7,10 @@ the squares of its mask pixels (area ~ pixel count).
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -167,6 +171,39 @@ def make_template(grey: np.ndarray, alpha: np.ndarray | None = None, path: Path 
     return Template(grey=grey, alpha=soft, polygon=poly, footprint_source=source, path=path)
 
 
+@contextlib.contextmanager
+def native_stderr_silenced() -> Iterator[None]:
+    """Send what C libraries write to file descriptor 2 to /dev/null for the block.
+
+    libpng prints "libpng error: ..." itself on a truncated or corrupt PNG, whatever OpenCV's log
+    level (OPENCV_LOG_LEVEL, set in synthgen/__init__.py, only quiets OpenCV's own "[ WARN ]"
+    lines); the project's one-line error names the file instead."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):
+        yield  # no usable fd 2: nothing to silence
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def decode_image(path: str | Path, flags: int = cv2.IMREAD_UNCHANGED) -> np.ndarray | None:
+    """cv2.imdecode of the file's bytes (any path, unicode too), None when unreadable, silently."""
+    data = np.fromfile(path, dtype=np.uint8)
+    if not data.size:
+        return None
+    with native_stderr_silenced():
+        img = cv2.imdecode(data, flags)
+    return None if img is None or img.size == 0 else img
+
+
 def load_template(path: str | Path) -> Template:
     """Read a template image (PNG/JPEG/BMP/TIFF, grey or colour, 8/16-bit, optional alpha)."""
     path = Path(path)
@@ -174,9 +211,8 @@ def load_template(path: str | Path) -> Template:
         raise InputError("template file not found", path)
     if path.suffix.lower() not in TEMPLATE_SUFFIXES:
         raise InputError(f"unsupported template type {path.suffix!r} (use PNG, JPEG, BMP or TIFF)", path)
-    data = np.fromfile(path, dtype=np.uint8)
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    if img is None or img.size == 0:
+    img = decode_image(path)
+    if img is None:
         raise InputError("cannot read the template image (corrupt or not an image)", path)
     grey, alpha = to_grey_alpha(img)
     return make_template(grey, alpha, path)

@@ -303,3 +303,59 @@ def test_baseline_predictions_on_real_sets(shared_dir, tmp_path):
     allrows = {r["set"]: r for r in a if r["class"] == "all"}
     assert int(allrows["I"]["labelled"]) == 406 and int(allrows["II"]["labelled"]) == 829 and int(allrows["III"]["labelled"]) == 82
     assert 0 < float(allrows["I"]["detected_pct"]) <= 100
+
+
+# ------------------------------------------------------------------ flaws of real data
+
+
+def test_degenerate_box_warns_once_and_scores_as_if_absent(tmp_path):
+    """A zero-width box (as on line 407 of a published STEM label file): one warning naming file and
+    line, exit 0, and every metric exactly as for the same set without that line."""
+    import shutil
+
+    items = draw_set(tmp_path / "clean", 4, seed=11)
+    shutil.copytree(tmp_path / "clean", tmp_path / "flawed")
+    label = tmp_path / "flawed" / "labels" / "img01.txt"
+    lines = label.read_text().splitlines()
+    label.write_text("\n".join([lines[0], "0 0.500000 0.500000 0.000000 0.120000", *lines[1:]]) + "\n")
+    write_yolo_conf(tmp_path / "preds", items, shift=3.0)  # imperfect detections: metrics below 1
+
+    def run(set_dir: Path, out: Path, *extra: str):
+        return runner.invoke(
+            app, ["evaluate", "--set", f"S={set_dir}", "--out", str(out), "--predictions", f"m={tmp_path / 'preds'}", *extra]
+        )
+
+    clean = run(tmp_path / "clean", tmp_path / "out-clean")
+    flawed = run(tmp_path / "flawed", tmp_path / "out-flawed")
+    assert clean.exit_code == 0 and flawed.exit_code == 0, flawed.output
+    assert "Traceback" not in flawed.output
+    warnings = [ln for ln in flawed.stderr.splitlines() if ln.strip()]
+    assert warnings == [f"warning: {label}:2: degenerate box (0 x 11.5 px, under 1 px): skipped"]
+    assert _rows(tmp_path / "out-flawed" / "metrics.csv") == _rows(tmp_path / "out-clean" / "metrics.csv")
+    assert any(float(r["map50_95"]) < 1.0 for r in _rows(tmp_path / "out-clean" / "metrics.csv"))
+    assert "set S: 1 label skipped" in flawed.stdout and "skipped" not in clean.stdout
+    md = (tmp_path / "out-flawed" / "report.md").read_text()
+    assert "set S: 1 label skipped" in md
+    clean_md = (tmp_path / "out-clean" / "report.md").read_text()
+    assert [ln for ln in md.splitlines() if ln and "skipped" not in ln] == [ln for ln in clean_md.splitlines() if ln]
+    gt = lambda d: json.loads((tmp_path / d / "coco" / "S_gt.json").read_text())  # noqa: E731
+    assert gt("out-flawed") == gt("out-clean")
+
+    strict = run(tmp_path / "flawed", tmp_path / "out-strict", "--strict")
+    assert strict.exit_code == 2 and strict.stderr.strip().splitlines() == [
+        f"error: {label}:2: degenerate box (0 x 11.5 px, under 1 px): skipped (an error with --strict)"
+    ]
+    assert not (tmp_path / "out-strict").exists()
+
+
+def test_corrupt_image_in_a_set_is_skipped_with_a_count(tmp_path):
+    items = draw_set(tmp_path / "S", 3, seed=4)
+    img = tmp_path / "S" / "images" / "img02.png"
+    img.write_bytes(img.read_bytes()[:200])  # truncated
+    write_yolo_conf(tmp_path / "preds", items)
+    res = runner.invoke(app, ["evaluate", "--set", f"S={tmp_path / 'S'}", "--out", str(tmp_path / "o"), "--predictions", str(tmp_path / "preds")])
+    assert res.exit_code == 0, res.output
+    assert res.stderr.strip().splitlines() == [f"warning: {img}: cannot read image (truncated): image skipped"]
+    assert "set S: 1 image skipped" in res.stdout
+    rows = [r for r in _rows(tmp_path / "o" / "metrics.csv") if r["class"] == "all"]
+    assert float(rows[0]["map50"]) == 1.0  # the two readable images, perfectly detected

@@ -15,7 +15,16 @@ from typer.testing import CliRunner
 
 from synthgen.cli import app
 from synthgen.errors import InputError
-from synthgen.extract import SKIP_BORDER, Particle, extract, select_particles, skip_neighbour
+from synthgen.extract import (
+    SKIP_BORDER,
+    SKIP_NO_MASK,
+    Particle,
+    crop_window,
+    extract,
+    mask_boxes,
+    select_particles,
+    skip_neighbour,
+)
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 W, H = 200, 160
@@ -102,7 +111,8 @@ def test_extract_from_yolo_skips_border_and_touching(micrograph):
 def test_extract_from_instance_mask_uses_the_mask_as_footprint(micrograph):
     out = micrograph["dir"] / "pat"
     report = extract(micrograph["image"], micrograph["mask"], out, margin=3, class_name="quasi-sphere")
-    assert report.n_written == 3 and len(report.skipped) == 3
+    # With a mask the pair 2 px apart is cut too, each with its neighbour blanked.
+    assert report.n_written == 5 and report.skipped_counts() == {SKIP_BORDER: 1} and report.n_blanked == 2
     size, entries = read_out(out)
     assert size == [str(W), str(H)] and {c for _, c in entries} == {"sphere"}
     imgs = check_templates(out, entries, min_area=300)
@@ -176,7 +186,13 @@ def test_colour_coded_mask_and_16_bit_image(micrograph):
     mask = micrograph["dir"] / "m_colour.png"
     cv2.imwrite(str(mask), colour)
     report = extract(image, mask, micrograph["dir"] / "pat", margin=4)
-    assert report.n_written == 3 and len(report.skipped) == 3
+    assert report.n_written == 5 and len(report.skipped) == 1 and report.n_blanked == 2
+
+
+def test_isolated_only_keeps_the_old_rule_with_a_mask(micrograph):
+    report = extract(micrograph["image"], micrograph["mask"], micrograph["dir"] / "pat", isolated_only=True)
+    assert report.n_written == 3 and report.skipped_counts() == {SKIP_BORDER: 1, skip_neighbour(4): 2}
+    assert report.n_blanked == 0
 
 
 def test_cli_extract_reports_skips(micrograph):
@@ -283,3 +299,197 @@ def test_extract_a_real_val_i_micrograph(tmp_path):
     from synthgen.pattern import load_pattern
 
     assert len(load_pattern(tmp_path / "pat" / "pattern.txt").templates) == report.n_written
+
+
+# --------------------------------------------------------------------------- crowded particles with masks
+
+BG_MEAN, PARTICLE_LEVEL = 35, 170
+
+
+def draw_shapes(shapes: list[tuple[str, int, int, int]], w: int, h: int, seed: int = 0) -> tuple[np.ndarray, ...]:
+    """(grey image, uint16 instance mask with value k+1 for shape k) of (kind, x0, y0, size) shapes.
+
+    A later shape never overwrites an earlier one, so shapes may touch without overlapping."""
+    rng = np.random.default_rng(seed)
+    img = np.clip(rng.normal(BG_MEAN, 6, (h, w)), 0, 255)
+    labels = np.zeros((h, w), np.uint16)
+    for k, (kind, x0, y0, s) in enumerate(shapes, start=1):
+        m = np.zeros((h, w), np.uint8)
+        if kind == "square":
+            m[y0 : y0 + s, x0 : x0 + s] = 1
+        else:
+            cv2.ellipse(m, ((x0 + s / 2 - 0.5, y0 + s / 2 - 0.5), (s - 1, s - 1), 0), 1, -1)
+        m[labels != 0] = 0
+        labels[m > 0] = k
+        img[m > 0] = PARTICLE_LEVEL + 10 * k + rng.normal(0, 5, int(m.sum()))
+    return np.clip(img, 0, 255).astype(np.uint8), labels
+
+
+def whole(xyxy, w: int, h: int) -> bool:
+    """The border rule: not cut by (or flush with) the image border, and at least 3 px a side."""
+    x0, y0, x1, y1 = xyxy
+    return x0 >= 1 and y0 >= 1 and x1 <= w - 1 and y1 <= h - 1 and min(x1 - x0, y1 - y0) >= 3
+
+
+def assert_own_mask_templates(out: Path, image: np.ndarray, labels: np.ndarray, margin: int, report) -> None:
+    """Every whole particle is cut, by its own mask, with the neighbour pixels in its crop blanked."""
+    h, w = labels.shape
+    boxes = mask_boxes(labels)
+    expected = [k for k in sorted(boxes) if whole(boxes[k], w, h)]
+    _, entries = read_out(out)
+    assert report.n_written == len(entries) == len(expected)
+    n_blanked = 0
+    for (rel, _), k in zip(entries, expected):
+        t = cv2.imread(str(out / rel), cv2.IMREAD_UNCHANGED)
+        grey, alpha = t[..., 0], t[..., 3]
+        x0, y0, x1, y1 = crop_window(boxes[k], margin, w, h)
+        win, src = labels[y0:y1, x0:x1], image[y0:y1, x0:x1]
+        own, others, free = win == k, (win != 0) & (win != k), win == 0
+        assert alpha.shape == own.shape
+        assert (alpha[own] == 255).all()
+        assert (alpha[others] == 0).all(), "alpha reaches a neighbour's mask pixels"
+        # extract's feather: the mask dilated by 1 px, then blurred (sigma 0.6), so it fades out within 2 px.
+        grown = cv2.dilate(own.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+        assert not (alpha[~grown] > 0).any(), "alpha beyond the feather of the particle's own mask"
+        assert (grey[own] == src[own]).all() and (grey[free] == src[free]).all()
+        if others.any():
+            n_blanked += 1
+            blank = np.unique(grey[others])
+            assert len(blank) == 1 and blank[0] < PARTICLE_LEVEL - 40, "neighbour pixels not blanked"
+            if free.sum() >= 16:
+                assert blank[0] == np.round(np.median(src[free]))
+    assert report.n_blanked == n_blanked
+    assert report.skipped_counts() == ({SKIP_BORDER: len(boxes) - len(expected)} if len(expected) < len(boxes) else {})
+
+
+shape_strategy = st.tuples(
+    st.sampled_from(["square", "disc"]), st.integers(6, 24), st.integers(0, 2), st.integers(-5, 5), st.booleans()
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(shape_strategy, min_size=2, max_size=3),
+    st.integers(0, 12),
+    st.integers(0, 12),
+    st.integers(0, 6),
+    st.booleans(),
+)
+def test_touching_particles_are_cut_by_their_own_masks(specs, x, y, margin, flush_right):
+    """Chains of 2-3 touching or nearly touching discs/squares: each whole one is cut by its own mask."""
+    import tempfile
+
+    w = h = 110
+    shapes = []
+    for i, (kind, s, gap, shift, down) in enumerate(specs):
+        if i:
+            _, px, py, ps = shapes[-1]
+            x, y = (max(px + shift, 0), py + ps + gap) if down else (px + ps + gap, max(py + shift, 0))
+        shapes.append((kind, x, y, s))
+    if flush_right:  # the last shape against the right border: cut by the border, skipped
+        dx = w - (shapes[-1][1] + shapes[-1][3])
+        shapes = [(k, sx + dx, sy, s) for k, sx, sy, s in shapes]
+        shapes = [(k, sx, sy, s) for k, sx, sy, s in shapes if sx >= 0]
+    image, labels = draw_shapes(shapes, w, h)
+    with tempfile.TemporaryDirectory() as tmp:
+        cv2.imwrite(f"{tmp}/m.png", image)
+        cv2.imwrite(f"{tmp}/mask.png", labels)
+        boxes = mask_boxes(labels)
+        if not any(whole(b, w, h) for b in boxes.values()):
+            with pytest.raises(InputError, match="no particle could be cut"):
+                extract(f"{tmp}/m.png", f"{tmp}/mask.png", f"{tmp}/pat", margin=margin)
+            return
+        report = extract(f"{tmp}/m.png", f"{tmp}/mask.png", f"{tmp}/pat", margin=margin)
+        assert_own_mask_templates(Path(tmp) / "pat", image, labels, margin, report)
+        from synthgen.pattern import load_pattern
+
+        assert len(load_pattern(Path(tmp) / "pat" / "pattern.txt").templates) == report.n_written
+
+
+# Two squares sharing an edge, a disc touching the second, a square cut by the right border.
+CROWD = [("square", 20, 30, 20), ("square", 40, 30, 20), ("disc", 60, 34, 18), ("square", 100, 10, 12)]
+CROWD_W, CROWD_H = 112, 90
+
+
+def crowd_files(base: Path, emps_layout: bool = False) -> dict[str, Path]:
+    """Image, YOLO labels (line k = mask value k+1, class sphere) and mask of CROWD under `base`."""
+    image, labels = draw_shapes(CROWD, CROWD_W, CROWD_H, seed=1)
+    dirs = {d: base / d if emps_layout else base for d in ("images", "labels", "masks")}
+    for d in dirs.values():
+        d.mkdir(parents=True, exist_ok=True)
+    paths = {"image": dirs["images"] / "c.png", "yolo": dirs["labels"] / "c.txt", "mask": dirs["masks"] / "c.png"}
+    paths["mask"] = paths["mask"] if emps_layout else base / "c_mask.png"
+    cv2.imwrite(str(paths["image"]), image)
+    cv2.imwrite(str(paths["mask"]), labels)
+    lines = []
+    for k in sorted(mask_boxes(labels)):
+        x0, y0, x1, y1 = mask_boxes(labels)[k]
+        cx, cy, bw, bh = (x0 + x1) / 2 / CROWD_W, (y0 + y1) / 2 / CROWD_H, (x1 - x0) / CROWD_W, (y1 - y0) / CROWD_H
+        lines.append(f"1 {cx:.6f} {cy:.6f} {bw:.6f} {bh:.6f}")
+    paths["yolo"].write_text("\n".join(lines) + "\n")
+    return paths
+
+
+def test_cli_yolo_labels_with_masks_cuts_touching_particles_and_passes_check(tmp_path):
+    p = crowd_files(tmp_path)
+    out = tmp_path / "pat"
+    # Boxes alone: the three touching particles are skipped.
+    args = ["extract", str(p["image"]), "--labels", str(p["yolo"]), "--out", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and "3 within 4 px of a neighbour" in result.output
+    result = CliRunner().invoke(app, [*args, "--masks", str(p["mask"])])
+    assert result.exit_code == 0, result.output
+    assert "wrote 3 templates (3 with neighbours blanked)" in result.output
+    assert f"skipped 1: {SKIP_BORDER}" in result.output
+    _, entries = read_out(out)
+    assert {c for _, c in entries} == {"sphere"}  # classes from the label file
+    image, labels = draw_shapes(CROWD, CROWD_W, CROWD_H, seed=1)
+    report = extract(p["image"], p["yolo"], tmp_path / "pat2", mask_path=p["mask"])
+    assert_own_mask_templates(tmp_path / "pat2", image, labels, 4, report)
+    check = CliRunner().invoke(app, ["check", str(out / "pattern.txt")])
+    assert check.exit_code == 0 and check.output.startswith("ok "), check.output
+    assert "masks c_mask.png" in (out / "pattern.txt").read_text()
+    # --isolated-only restores the skip.
+    result = CliRunner().invoke(app, [*args, "--masks", str(p["mask"]), "--isolated-only", "--force"])
+    assert result.exit_code == 2 and "3 within 4 px of a neighbour" in result.output
+
+
+def test_cli_hints_at_a_sibling_mask_in_an_emps_layout(tmp_path):
+    p = crowd_files(tmp_path, emps_layout=True)
+    args = ["extract", str(p["image"]), "--labels", str(p["yolo"]), "--out", str(tmp_path / "pat")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and f"--masks {p['mask']}" in result.output
+
+
+def test_masks_that_do_not_match_the_label_file(tmp_path):
+    p = crowd_files(tmp_path)
+    lines = p["yolo"].read_text().splitlines()
+    # One line fewer than the mask has particles: the mask belongs to another label file.
+    p["yolo"].write_text("\n".join(lines[:-1]) + "\n")
+    with pytest.raises(InputError, match="instance mask has value 4 but the label file has 3"):
+        extract(p["image"], p["yolo"], tmp_path / "pat", mask_path=p["mask"])
+    # An extra line with no mask pixels is skipped and counted, the others cut.
+    p["yolo"].write_text("\n".join([*lines, "1 0.5 0.85 0.05 0.05"]) + "\n")
+    report = extract(p["image"], p["yolo"], tmp_path / "pat", mask_path=p["mask"])
+    assert report.n_written == 3 and report.skipped_counts() == {SKIP_BORDER: 1, SKIP_NO_MASK: 1}
+    with pytest.raises(InputError, match="--masks goes with a label file"):
+        extract(p["image"], p["mask"], tmp_path / "pat3", mask_path=p["mask"])
+    with pytest.raises(InputError, match="lossless image"):
+        extract(p["image"], p["yolo"], tmp_path / "pat3", mask_path=p["yolo"])
+    assert not (tmp_path / "pat3").exists()
+
+
+def test_extract_a_crowded_spheres_train_micrograph_with_its_mask(shared_dir, tmp_path):
+    split = shared_dir / "data" / "real-sem" / "spheres-train"
+    images = sorted((split / "images").glob("*.png"))
+    if not images or not (split / "masks").is_dir():
+        pytest.skip(f"no spheres-train images with masks under {split}")
+    image = images[0]
+    labels, mask = split / "labels" / f"{image.stem}.txt", split / "masks" / f"{image.stem}.png"
+    report = extract(image, labels, tmp_path / "pat", mask_path=mask)
+    n_labels = len([ln for ln in labels.read_text().splitlines() if ln.strip()])
+    assert report.n_written >= 1 and report.n_written + len(report.skipped) == n_labels
+    _, entries = read_out(tmp_path / "pat")
+    assert {c for _, c in entries} == {"sphere"}
+    check = CliRunner().invoke(app, ["check", str(tmp_path / "pat" / "pattern.txt")])
+    assert check.exit_code == 0, check.output

@@ -210,3 +210,22 @@ def test_generated_folder_is_not_private(tiny_pattern, tmp_path):
     mask = os.umask(0o022)
     os.umask(mask)
     assert out.stat().st_mode & 0o777 == 0o777 & ~mask  # as any new folder (mkdtemp alone gives 0700)
+
+
+def test_streamed_json_equals_one_shot_and_records_optional(tiny_pattern, tmp_path):
+    """annotations.json and manifest.json are assembled from per-image parts (memory flat in --count):
+    byte for byte what one json dump of all images gives; keep_images=False changes no file."""
+    from synthgen.generate import manifest
+    from synthgen.labels import LabelledImage, coco_dataset, json_text
+
+    other = write_pattern(tmp_path / "other", width=100, height=90)
+    kept = generate([tiny_pattern, other], tmp_path / "a", count=5, seed=9, max_particles=30)
+    pats = [load_pattern(tiny_pattern), load_pattern(other)]
+    assert (tmp_path / "a" / "manifest.json").read_text() == json_text(manifest(pats, kept.options, 9, kept.images))
+    labelled = [LabelledImage(r.file, pats[r.pattern].width, pats[r.pattern].height, r.particles) for r in kept.images]
+    assert (tmp_path / "a" / "annotations.json").read_text() == json_text(coco_dataset(labelled), compact=True)
+    lean = generate([tiny_pattern, other], tmp_path / "b", count=5, seed=9, max_particles=30, keep_images=False)
+    assert lean.images == () and lean.count == 5 and lean.counts == kept.counts
+    a, b = files(tmp_path / "a"), files(tmp_path / "b")
+    assert {k: v for k, v in a.items() if k != "data.yaml"} == {k: v for k, v in b.items() if k != "data.yaml"}
+    assert leftovers(tmp_path) == []

@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -104,3 +105,104 @@ def test_guard_catches_stock_ultralytics(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     attempts = json.loads(next(ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT "))[7:])
     assert ["getaddrinfo", "'one.one.one.one'"] in attempts
+
+
+# ---------------------------------------------------------------- every CLI command, each in a fresh process
+
+# Installed as sitecustomize.py (imported by every fresh interpreter on PYTHONPATH, before the command's own
+# imports): the same guard, writing what was attempted to $NET_GUARD_LOG/<pid>.json at exit.
+SITECUSTOMIZE = GUARD + textwrap.dedent(
+    """
+    import atexit, os
+    def _dump():
+        folder = os.environ.get("NET_GUARD_LOG")
+        if folder:
+            with open(os.path.join(folder, f"{os.getpid()}.json"), "w") as f:
+                json.dump({"argv": sys.argv, "attempts": attempts}, f)
+    atexit.register(_dump)
+    """
+)
+LEAKS = ("Error fetching version info", "urlopen", "network disabled by test_offline", "Traceback")
+
+
+@pytest.fixture
+def offline_env(tmp_path):
+    site, log = tmp_path / "site", tmp_path / "netlog"
+    site.mkdir()
+    log.mkdir()
+    (site / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("YOLO_", "ULTRALYTICS_")) and k not in ("NO_ALBUMENTATIONS_UPDATE", "OPENCV_LOG_LEVEL")}
+    env.update(PYTHONPATH=os.pathsep.join([str(site), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+               NET_GUARD_LOG=str(log), YOLO_CONFIG_DIR=str(tmp_path / "config"), CUDA_VISIBLE_DEVICES="")
+    return env, log
+
+
+def _bin(name: str) -> str:
+    return str(Path(sys.executable).with_name(name))
+
+
+def _run_offline(env, log, argv, cwd):
+    before = set(log.iterdir())
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=cwd, timeout=600)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, f"{argv[:3]} exited {proc.returncode}:\n{output[-3000:]}"
+    dumps = [json.loads(p.read_text()) for p in set(log.iterdir()) - before]
+    assert dumps, f"the guard did not run in {argv[:3]} (sitecustomize not imported?)"
+    for d in dumps:
+        assert d["attempts"] == [], f"{argv[:3]}: network access attempted: {d['attempts']}"
+    leaked = [s for s in LEAKS if s in output]
+    assert not leaked, f"{argv[:3]} printed {leaked}:\n{output[-3000:]}"
+    return output
+
+
+def test_guard_sees_albumentations_update_check(offline_env, tmp_path):
+    """Not vacuous: albumentations without our package checks for updates on import (and is caught)."""
+    env, log = offline_env
+    before = set(log.iterdir())
+    proc = subprocess.run([sys.executable, "-c", "import albumentations"], capture_output=True, text=True,
+                          env=env, cwd=tmp_path, timeout=300)
+    dumps = [json.loads(p.read_text()) for p in set(log.iterdir()) - before]
+    assert dumps and dumps[0]["attempts"], proc.stderr[-2000:]
+    env = {**env, "NO_ALBUMENTATIONS_UPDATE": "1"}
+    _run_offline(env, log, [sys.executable, "-c", "import synthgen, albumentations"], tmp_path)
+
+
+@pytest.mark.slow  # five fresh interpreters and one procedural pattern: about a minute on 2 cores
+def test_synthgen_commands_without_network(offline_env, tmp_path):
+    from conftest import write_pattern
+
+    env, log = offline_env
+    pattern = write_pattern(tmp_path / "pattern")
+    run = lambda *argv: _run_offline(env, log, [_bin("synthgen"), *map(str, argv)], tmp_path)  # noqa: E731
+    run("check", pattern)
+    run("generate", pattern, "--out", tmp_path / "gen", "--count", "3", "--seed", "1")
+    run("preview", tmp_path / "gen", "--out", tmp_path / "sheet.png", "--n", "2")
+    image = sorted((tmp_path / "gen" / "images").iterdir())[0]
+    run("extract", image, "--labels", tmp_path / "gen" / "labels" / f"{image.stem}.txt", "--out", tmp_path / "ex")
+    # render-templates: the real command on the first bundled pattern only (all eight take minutes)
+    script = ("import sys, synthgen.procedural as p; p.PATTERN_SPECS = p.PATTERN_SPECS[:1]; "
+              "from synthgen.cli import main; sys.argv = ['synthgen'] + sys.argv[1:]; main()")
+    _run_offline(env, log, [sys.executable, "-c", script, "render-templates", "--out", str(tmp_path / "tpl"),
+                            "--seed", "1"], tmp_path)
+    assert (tmp_path / "tpl" / "p01" / "pattern.txt").is_file()
+
+
+@pytest.mark.slow
+def test_detector_commands_without_network(offline_env, tmp_path):
+    from conftest import write_pattern
+
+    env, log = offline_env
+    pattern = write_pattern(tmp_path / "pattern")
+    gen = tmp_path / "gen"
+    _run_offline(env, log, [_bin("synthgen"), "generate", str(pattern), "--out", str(gen), "--count", "4", "--seed", "1"],
+                 tmp_path)
+    run = lambda *argv: _run_offline(env, log, [_bin("detector"), *map(str, argv)], tmp_path)  # noqa: E731
+    run("build-dataset", "--synthetic", gen, "--out", tmp_path / "ds", "--split", "0.5,0.5", "--seed", "0")
+    out = run("train", "--arch", "yolov4-tiny", "--data", tmp_path / "ds" / "data.yaml", "--out", tmp_path / "run",
+              "--imgsz", "64", "--epochs", "1", "--batch", "2", "--device", "cpu", "--no-plots")
+    assert "epoch 1/1" in out and "Epoch" not in out  # our progress line, not ultralytics' table
+    best = tmp_path / "run" / "weights" / "best.pt"
+    run("evaluate", best, "--set", f"S={gen}", "--out", tmp_path / "eval", "--imgsz", "64", "--device", "cpu")
+    run("predict", best, gen / "images", "--out", tmp_path / "pred", "--imgsz", "64", "--device", "cpu")
+    run("baseline", "--set", f"S={gen}", "--out", tmp_path / "base")

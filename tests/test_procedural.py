@@ -11,12 +11,14 @@ import pytest
 from typer.testing import CliRunner
 
 from synthgen.cli import app
-from synthgen.procedural import PATTERN_SPECS, render_pattern_set, render_template
+from synthgen.procedural import PATTERN_SPECS, POLYHEDRA, outline_metrics, render_pattern_set, render_template
 
 PATTERNS = Path(__file__).resolve().parents[1] / "patterns"
 TABLE1 = {  # López Gutiérrez et al. 2022, Table 1: templates per pattern
     "p01": 2, "p02": 4, "p03": 6, "p04": 10, "p05": 31, "p06": 17, "p07": 29, "p08": 57,
 }  # fmt: skip
+EXTRA = {"p09": 32, "p10": 32}  # not in Table 1: polyhedral quasi-spheres beside rounded/truncated cubes
+BUNDLED = {**TABLE1, **EXTRA}
 RESOLUTIONS = {(640, 480), (1280, 960)}
 
 
@@ -74,6 +76,33 @@ def test_shape_parameters_are_honoured():
     assert (cut[..., 3] >= 128).sum() < 0.98 * (tilted[..., 3] >= 128).sum()
 
 
+def outline(img: np.ndarray) -> tuple[float, int, float]:
+    contours, _ = cv2.findContours((img[..., 3] >= 128).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    return outline_metrics(max(contours, key=cv2.contourArea)[:, 0, :])
+
+
+@pytest.mark.parametrize("shape", range(len(POLYHEDRA)))
+def test_polyhedral_spheres_have_polygon_outlines_never_square(shape):
+    fills = []
+    for j in range(3):
+        img = render_template("sphere", np.random.default_rng([3, shape, j]), 48.0, polyhedron=shape + 0.6)
+        fill, sides, aspect = outline(img)
+        assert sides >= 6 and aspect <= 1.35, (POLYHEDRA[shape], j, fill, sides, aspect)
+        fills.append(fill)
+        # Visible facets: the particle's grey levels spread more than a smooth sphere's shading.
+        assert img[..., 0][img[..., 3] == 255].std() > 10
+    # A cube, even rounded and truncated, fills its minimum-area rectangle; a polyhedron does not.
+    cube = render_template("cube", np.random.default_rng(0), 48.0, rounding=0.5, truncation=0.5, tilt_deg=10.0)
+    assert max(fills) < 0.87 < outline(cube)[0]
+
+
+def test_polyhedron_off_by_default_keeps_the_random_stream():
+    a = render_template("sphere", np.random.default_rng(4), 40.0)
+    b = render_template("sphere", np.random.default_rng(4), 40.0, polyhedron=0.0)
+    c = render_template("sphere", np.random.default_rng(4), 40.0, polyhedron=2.5)
+    assert np.array_equal(a, b) and not (a.shape == c.shape and np.array_equal(a, c))
+
+
 def test_unknown_kind_or_parameter_is_a_bug_not_silence():
     with pytest.raises(ValueError):
         render_template("rod", np.random.default_rng(0), 40.0)
@@ -128,13 +157,13 @@ def test_cli_render_templates_out_is_a_file_exits_2(tmp_path):
 def bundled():
     if not (PATTERNS / "p01" / "pattern.txt").is_file():
         pytest.skip("patterns/ not generated (run: synthgen render-templates --out patterns/ --seed 2022)")
-    return {name: read_pattern(PATTERNS / name / "pattern.txt") for name in TABLE1}
+    return {name: read_pattern(PATTERNS / name / "pattern.txt") for name in BUNDLED}
 
 
 def test_bundled_patterns_match_table1(bundled):
-    assert [s.name for s in PATTERN_SPECS] == list(TABLE1)
+    assert [s.name for s in PATTERN_SPECS] == list(BUNDLED)
     for i, (name, (comments, size, entries)) in enumerate(bundled.items(), start=1):
-        assert len(entries) == TABLE1[name], name
+        assert len(entries) == BUNDLED[name], name
         assert size in RESOLUTIONS, name
         classes = {c for _, c in entries}
         assert classes == ({"cube"} if i in (1, 2, 3, 8) else {"cube", "sphere"}), name
@@ -144,8 +173,13 @@ def test_bundled_patterns_match_table1(bundled):
 
 
 def test_bundled_templates_have_inside_footprints_of_the_papers_size(bundled):
+    specs = {s.name: s for s in PATTERN_SPECS}
     for name, (_, (width, _), entries) in bundled.items():
         scale = width / 1280  # 40-80 px particles at 1280x960, half that at 640x480
+        if name in TABLE1:
+            lo, hi = 0.8 * 40 * scale, 1.5 * 80 * scale
+        else:  # p09, p10: their own size range
+            lo, hi = 0.8 * specs[name].size_px[0], 1.5 * specs[name].size_px[1]
         for rel, _ in entries:
             img = cv2.imread(str(PATTERNS / name / rel), cv2.IMREAD_UNCHANGED)
             assert img is not None and img.shape[2] == 4, rel
@@ -154,8 +188,8 @@ def test_bundled_templates_have_inside_footprints_of_the_papers_size(bundled):
             assert alpha[0].max() == alpha[-1].max() == alpha[:, 0].max() == alpha[:, -1].max() == 0
             # sqrt(area) does not depend on the in-plane angle: ~edge for cubes, 0.89 d for spheres.
             side = float(np.sqrt((alpha >= 128).sum()))
-            assert 0.8 * 40 * scale <= side <= 1.5 * 80 * scale, f"{name}/{rel}: {side:.0f} px"
-    for spec in PATTERN_SPECS:
+            assert lo <= side <= hi, f"{name}/{rel}: {side:.0f} px"
+    for spec in PATTERN_SPECS[: len(TABLE1)]:
         lo, hi = (v * 1280 / spec.resolution[0] for v in spec.size_px)
         assert 40 <= lo <= hi <= 80, spec.name
 
@@ -171,10 +205,23 @@ def test_bundled_files_are_reproducible_from_the_seed(bundled, tmp_path):
             assert new.shape == old.shape and np.abs(new - old).mean() < 1.0, png.name
 
 
+def test_bundled_p01_rerenders_byte_identical(bundled, tmp_path):
+    # New shape parameters must not shift older patterns' random streams: same bytes as committed.
+    render_pattern_set(tmp_path, seed=2022, specs=PATTERN_SPECS[:1])
+    for rel in ["pattern.txt", "templates/t01.png", "templates/t02.png"]:
+        assert (tmp_path / "p01" / rel).read_bytes() == (PATTERNS / "p01" / rel).read_bytes(), rel
+
+
+def test_polyhedral_patterns_pass_check(bundled):
+    result = CliRunner().invoke(app, ["check", str(PATTERNS / "p09"), str(PATTERNS / "p10")])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("ok ") == 2 and "14 cube, 18 sphere" in result.output
+
+
 def test_bundled_patterns_load_with_alpha_footprints(bundled):
     from synthgen.pattern import load_pattern
 
-    for name in TABLE1:
+    for name in BUNDLED:
         pattern = load_pattern(PATTERNS / name / "pattern.txt")
-        assert len(pattern.templates) == TABLE1[name]
+        assert len(pattern.templates) == BUNDLED[name]
         assert {t.footprint_source for t in pattern.templates} == {"alpha"}

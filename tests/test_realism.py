@@ -236,3 +236,122 @@ def test_unknown_preset_name():
 def test_parse_empty_is_none():
     cfg = parse_realism("", "x.yaml")
     assert cfg.degrade == RealismConfig().degrade
+
+
+# --------------------------------------------------------------------------- wide: light substrate, rims, halos, text
+
+
+def _looks_cfg(**particles):
+    wide = load_realism("wide")
+    return dataclasses.replace(wide, particles=dataclasses.replace(wide.particles, **particles))
+
+
+def test_wide_preset_loads_and_old_presets_keep_new_knobs_off():
+    wide = load_realism("wide")
+    assert "wide" in PRESETS and wide.name == "wide" and wide.background.level == (0.0, 200.0)
+    assert wide.particles.active and wide.distractors.labels_p > 0 and wide.distractors.font_p > 0
+    assert wide.degrade == load_realism("strong").degrade  # base: strong
+    for name in ("none", "sem", "strong"):
+        cfg = load_realism(name)
+        assert not cfg.particles.active and cfg.distractors.labels_p == 0 and cfg.distractors.font_p == 0
+
+
+def test_wide_labels_byte_identical_to_realism_off(tiny_pattern, tmp_path):
+    from synthgen.generate import generate
+
+    # everything of wide on but the info bar, the one element that reserves rows (so moves placement)
+    on = _looks_cfg(lift_p=1.0, rim_p=1.0, halo_p=1.0)
+    on = dataclasses.replace(on, distractors=dataclasses.replace(on.distractors, info_bar_p=0.0, labels_p=1.0))
+    generate([tiny_pattern], tmp_path / "off", count=4, seed=3, max_particles=40)
+    generate([tiny_pattern], tmp_path / "on", count=4, seed=3, max_particles=40, realism=on)
+    for f in sorted((tmp_path / "off" / "labels").iterdir()):
+        assert (tmp_path / "on" / "labels" / f.name).read_bytes() == f.read_bytes()
+    assert (tmp_path / "on" / "annotations.json").read_bytes() == (tmp_path / "off" / "annotations.json").read_bytes()
+
+
+def _looks_scene(seed, cfg, level):
+    from synthgen.generate import shape_table
+    from synthgen.pattern import load_pattern
+    from synthgen.placement import place_particles
+    from synthgen.realism import render_with_looks
+
+    from conftest import write_pattern
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as d:
+        pat = load_pattern(write_pattern(Path(d)))
+    rng = np.random.default_rng(seed)
+    parts = place_particles(shape_table(pat), [e.class_id for e in pat.entries], 160, 120, rng, GenerateOptions_placement())
+    occ = footprint_mask(120, 160, [p.footprint for p in parts])
+    canvas = np.full((120, 160), level, np.uint8)
+    img = render_with_looks(160, 120, parts, pat.templates, canvas.copy(), occ, np.random.default_rng(seed), cfg)
+    return img, parts, occ, pat
+
+
+def GenerateOptions_placement():
+    from synthgen.generate import GenerateOptions
+
+    return GenerateOptions(max_particles=12, min_gap=6).placement
+
+
+@pytest.mark.parametrize("level", [0, 120, 200, 255])
+def test_lift_keeps_particles_brighter_than_substrate(level):
+    cfg = _looks_cfg(lift_p=1.0, lift_margin=(1.0, 1.0), rim_p=0.0, halo_p=0.0)
+    for seed in range(3):
+        img, parts, occ, _ = _looks_scene(seed, cfg, level)
+        for p in parts:
+            one = footprint_mask(120, 160, [p.footprint])
+            inner = cv2.erode(one.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+            ring = cv2.dilate(one.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool) & ~occ
+            if inner.sum() < 5 or ring.sum() < 5:
+                continue
+            assert img[inner].mean() > img[ring].mean() + 5, (level, seed)
+
+
+def test_halo_never_touches_footprints_and_rim_stays_inside():
+    base = _looks_cfg(lift_p=0.0, rim_p=0.0, halo_p=0.0)
+    halo = _looks_cfg(lift_p=0.0, rim_p=0.0, halo_p=1.0, halo_width=(1.0, 1.0), halo_strength=(80.0, 80.0))
+    rim = _looks_cfg(lift_p=0.0, rim_p=1.0, halo_p=0.0, rim_strength=(1.0, 1.0))
+    for seed in range(4):
+        plain, parts, occ, _ = _looks_scene(seed, base, 90)
+        with_halo, *_ = _looks_scene(seed, halo, 90)
+        with_rim, *_ = _looks_scene(seed, rim, 90)
+        changed = with_halo != plain
+        assert changed.any() and not (changed & occ).any()
+        changed = with_rim != plain
+        assert changed.any() and np.all(occ[changed])
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1))
+def test_text_negatives_never_touch_occupied(seed):
+    cfg = load_realism("wide")
+    d = dataclasses.replace(cfg.distractors, info_bar_p=0, scale_bar_p=1, letter_p=1, text_p=0, debris_p=0,
+                            font_p=0.5, labels_p=1, labels_count=(6, 10), label_size=(0.02, 0.2))  # fmt: skip
+    cfg = dataclasses.replace(cfg, distractors=d)
+    img, occ = scene(seed % 1000, 160, 200)
+    out = draw_distractors(img, occ, np.random.default_rng(seed), cfg)
+    near = cv2.dilate(occ.astype(np.uint8), np.ones((2 * int(d.margin) + 1,) * 2, np.uint8)).astype(bool)
+    assert np.array_equal(out[near], img[near])
+
+
+def test_micro_sign_renders_in_every_font():
+    from synthgen.distractors import _ttf_paths, pil_text_mask
+
+    for k in range(len(_ttf_paths()) + 1):  # the index drawn picks the font; cover them all
+        rng = np.random.default_rng(k)
+        mu = pil_text_mask("µ", rng, 24, bold=False)
+        assert (mu > 128).sum() > 10
+    blank = np.random.default_rng(0)
+    assert pil_text_mask("1 µm", blank, 16).any()
+
+
+def test_text_negatives_drawn_on_empty_image():
+    cfg = load_realism("wide")
+    d = dataclasses.replace(cfg.distractors, info_bar_p=0, scale_bar_p=0, letter_p=0, text_p=0, debris_p=0,
+                            labels_p=1, labels_count=(5, 5))  # fmt: skip
+    img = np.full((300, 400), 120, np.uint8)
+    a = draw_distractors(img, np.zeros(img.shape, bool), np.random.default_rng(2), dataclasses.replace(cfg, distractors=d))
+    b = draw_distractors(img, np.zeros(img.shape, bool), np.random.default_rng(2), dataclasses.replace(cfg, distractors=d))
+    assert a.tobytes() == b.tobytes() and (a != 120).sum() > 50

@@ -134,7 +134,7 @@ def test_cli_train_bad_data_exits_2(tmp_path):
 
 def test_cli_train_needs_arch_and_data_unless_resume(tmp_path):
     res = CliRunner().invoke(app, ["train", "--out", str(tmp_path / "r")])
-    assert res.exit_code == 2 and "--arch and --data are required" in res.output
+    assert res.exit_code == 2 and "--data and --arch (or --weights) are required" in res.output
     res = CliRunner().invoke(app, ["train", "--out", str(tmp_path / "r"), "--resume"])
     assert res.exit_code == 2 and "nothing to resume" in res.output
 
@@ -261,3 +261,26 @@ def test_cli_train_then_resume_finished(tmp_path, tiny_data):
     assert (out / "checkpoints" / "epoch0001.pt").is_file()
     res = CliRunner().invoke(app, ["train", "--out", str(out), "--resume", "--device", "cpu"])
     assert res.exit_code == 0 and "run already finished, nothing to resume" in res.output
+
+
+@pytest.mark.slow
+def test_cli_fine_tune_from_weights_with_classes_in_other_order(tmp_path, tiny_data):
+    base_run = tmp_path / "base"
+    train("yolov4-tiny", tiny_data, base_run, epochs=1, checkpoint_every=1, **TINY)
+    # the same images, the classes listed the other way round (labels rewritten to match)
+    other = make_tiny_dataset(tmp_path / "other", seed=1)
+    for label in (tmp_path / "other" / "labels").rglob("*.txt"):
+        lines = [ln.split() for ln in label.read_text().splitlines()]
+        label.write_text("".join(" ".join([str(1 - int(p[0])), *p[1:]]) + "\n" for p in lines))
+    other.write_text("path: .\ntrain: images/train\nval: images/val\nnames: {0: sphere, 1: cube}\n")
+    out = tmp_path / "tuned"
+    res = CliRunner().invoke(app, ["train", "--weights", str(base_run / "weights" / "best.pt"), "--data", str(other),
+                                   "--out", str(out), "--imgsz", "64", "--epochs", "1", "--batch", "2",
+                                   "--checkpoint-every", "1", "--device", "cpu", "--no-plots"])
+    assert res.exit_code == 0, res.output
+    base = json.loads((out / "base.json").read_text())
+    assert base["weights"] == str((base_run / "weights" / "best.pt").resolve())
+    assert base["classes"] == {"sphere": 1, "cube": 0} and base["images"] == 4
+    ck = read_checkpoints(out)
+    assert ck[-1]["images"] == 4 and ck[-1]["images_total"] == 4 + 4
+    assert yolo_env.load_model(out / "weights" / "best.pt").names == {0: "sphere", 1: "cube"}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import detector.yolo_env  # noqa: F401  (first: sets OMP_WAIT_POLICY before anything loads torch's OpenMP)
-from synthgen.cli._common import command_group
+from synthgen.cli._common import command_group, run_cli
 
 app = command_group(
     "detector", "Build training sets, train YOLO-tiny nanoparticle detectors, evaluate, predict and measure."
@@ -13,4 +13,4 @@ from detector.cli import dataset_cmds, train_cmds, evaluate_cmds  # noqa: E402,F
 
 
 def main() -> None:
-    app()
+    run_cli(app)

@@ -75,9 +75,19 @@ def build_dataset_cmd(
             help="Detect the SEM text/scale bar strip at the bottom of real images and crop it; labels in it are dropped.",
         ),
     ] = False,
-    seed: Annotated[int, typer.Option(help="Seed for balancing and splitting.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="Seed for balancing and splitting (an integer >= 0).")] = 0,
     copy: Annotated[bool, typer.Option("--copy", help="Copy images instead of hard-linking them.")] = False,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output folder.")] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an existing output folder written by build-dataset (never another file or folder).")
+    ] = False,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict",
+            help="Make flaws of the data errors: degenerate (under 1 px) or duplicate boxes, corrupt or truncated images, "
+            "label files without an image, images without labels. Without it each is one warning line and is skipped.",
+        ),
+    ] = False,
 ) -> None:
     """Merge synthetic and real labelled folders into an ultralytics dataset: OUT/{train,val,test}/{images,labels},
     data.yaml (absolute path) and stats.json with the images and objects per class of each split."""
@@ -92,6 +102,7 @@ def build_dataset_cmd(
             seed=seed,
             copy=copy,
             overwrite=overwrite,
+            strict=strict,
         )
         result = build_dataset(sources, out, options, track=_track)
     console = Console()
@@ -105,4 +116,6 @@ def build_dataset_cmd(
         )
     elif dropped:
         console.print(f"{len(dropped)} label(s) dropped (listed in stats.json)")
+    if result.warnings_summary:
+        console.print(f"warnings: {result.warnings_summary} (listed above and in stats.json; --strict makes them errors)", soft_wrap=True)
     console.print(f"wrote {result.data_yaml}")

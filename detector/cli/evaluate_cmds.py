@@ -13,12 +13,20 @@ from rich.progress import Progress
 from rich.table import Table
 
 from detector.cli import app
+from detector.tiling import parse_tile
 from detector.weights import shipped_weights
 from synthgen.errors import InputError
 from synthgen.cli._common import input_errors_exit
 
 _out = Console(width=None if sys.stdout.isatty() else 120)  # pipes and CI logs: no 80-column wrapping
 _err = Console(stderr=True)
+
+
+def _warn(e: InputError) -> None:
+    """One warning line for a skipped image, through the project's warning log (FILE:LINE form as errors)."""
+    from synthgen.warnings_log import IMAGE_SKIPPED, warn
+
+    warn(e.msg, e.path, e.line, IMAGE_SKIPPED)
 
 
 class Match(str, Enum):
@@ -55,6 +63,16 @@ ConfOpt = Annotated[float, typer.Option(min=0.0, max=1.0, help="Confidence thres
 ImgszOpt = Annotated[
     Optional[int], typer.Option(min=32, help="Inference size in pixels (default: the size the model was trained at; paper: 416).", show_default=False)
 ]
+TileOpt = Annotated[
+    str,
+    typer.Option(
+        help="auto: the model sees the whole image, then two small crops zoomed 2x (more if needed); when the "
+        "zoom finds clearly more particles per area, or the particles measure under 14 or over 80 px at the "
+        "model input, the image is resized so they measure ~32 px and, when larger than the model input, cut "
+        "into overlapping model-size tiles, merged so a particle on a tile edge counts once and whole. "
+        "off: whole image only. PIXELS: tiles of that many image pixels, no size estimate.",
+    ),
+]
 IouOpt = Annotated[float, typer.Option(min=0.01, max=1.0, help="IoU a detection needs with a labelled particle to count (paper: 0.5).")]
 MatchOpt = Annotated[
     Match, typer.Option(help="iou: IoU >= --iou (Cartucho/mAP, the 2022 paper); center: the detection's centre lies inside the labelled box (Okunev 2020).")
@@ -62,6 +80,23 @@ MatchOpt = Annotated[
 OverlaysOpt = Annotated[
     bool, typer.Option("--overlays", help="Also draw every image (for each model's final checkpoint) into overlays/SET/MODEL/: TP green, FP red, wrong class yellow, missed (FN) blue.")
 ]
+
+
+StrictOpt = Annotated[
+    bool,
+    typer.Option(
+        "--strict",
+        help="Make flaws of the sets errors: degenerate (under 1 px) or duplicate boxes, corrupt or truncated images, "
+        "label files without an image, images without labels. Without it each is one warning line, skipped, and counted per set.",
+    ),
+]
+
+
+def _warning_lines(report) -> list[str]:
+    """One line per set that gave warnings: what was skipped (also in report.md)."""
+    from detector.report import warnings_text
+
+    return [f"set {name}: {text} (see the warnings above; --strict makes them errors)" for name, text in warnings_text(report).items()]
 
 
 def _summary_table(report) -> Table:
@@ -95,7 +130,7 @@ def _prediction_specs(items: list[str]):
     return specs
 
 
-def _run_evaluation(specs, sets, conf, iou, match, imgsz, device):
+def _run_evaluation(specs, sets, conf, iou, match, imgsz, device, tile="auto"):
     from detector.evaluate import evaluate
 
     with Progress(console=_err, transient=True) as progress:
@@ -105,7 +140,7 @@ def _run_evaluation(specs, sets, conf, iou, match, imgsz, device):
             progress.update(task, description=f"evaluating {desc}")
             progress.advance(task)
 
-        return evaluate(specs, sets, conf=conf, iou=iou, rule=match.value, imgsz=imgsz, device=device, on_step=step)
+        return evaluate(specs, sets, conf=conf, iou=iou, rule=match.value, imgsz=imgsz, device=device, on_step=step, tile=tile)
 
 
 @app.command("evaluate")
@@ -128,21 +163,29 @@ def evaluate_cmd(
     iou: IouOpt = 0.5,
     match: MatchOpt = Match.iou,
     imgsz: ImgszOpt = None,
+    tile: TileOpt = "auto",
     device: Annotated[str, typer.Option(help="auto, cpu, or a CUDA index such as 0.")] = "auto",
     overlays: OverlaysOpt = False,
+    strict: StrictOpt = False,
 ) -> None:
     """Score detectors on labelled sets: IoU, mAP@0.5 (VOC, as the paper), COCO mAP@[.5:.95], TP/FP/FN, detected %."""
-    from detector.evaluate import load_sets, model_specs, parse_set_args
+    import dataclasses
+
+    from detector.evaluate import load_sets_counted, model_specs, parse_set_args
     from detector.report import write_evaluation
 
     with input_errors_exit():
         if not models and not predictions:
             models = [shipped_weights()]
         specs = model_specs(models or []) + _prediction_specs(predictions or [])
-        loaded = load_sets(parse_set_args(sets))
-        report = _run_evaluation(specs, loaded, conf, iou, match, imgsz, device)
+        tile = parse_tile(tile)
+        loaded, warnings = load_sets_counted(parse_set_args(sets), strict=strict)
+        report = _run_evaluation(specs, loaded, conf, iou, match, imgsz, device, tile)
+        report = dataclasses.replace(report, warnings=warnings)
         write_evaluation(report, out, overlays=overlays)
     _out.print(_summary_table(report))
+    for line in _warning_lines(report):
+        _out.print(line, soft_wrap=True)
     _out.print(f"report: {out / 'report.md'}  metrics: {out / 'metrics.csv'}")
 
 
@@ -157,8 +200,9 @@ def predict_cmd(
         ),
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = ...,
-    conf: Annotated[float, typer.Option(help="Keep detections at least this confident.")] = 0.25,
+    conf: Annotated[float, typer.Option(min=0.0, max=1.0, help="Keep detections at least this confident (0-1).")] = 0.25,
     imgsz: ImgszOpt = None,
+    tile: TileOpt = "auto",
     device: Annotated[str, typer.Option(help="auto, cpu, or a CUDA index such as 0.")] = "auto",
     nm_per_px: Annotated[
         Optional[float], typer.Option("--nm-per-px", min=0.0, help="Image scale: sizes are also given in nm (read it off the SEM scale bar).")
@@ -172,26 +216,44 @@ def predict_cmd(
 
     Size = equivalent diameter sqrt(w*h) of each box (the circle with the area of the inscribed ellipse).
     """
-    from synthgen.formats import image_size
-    from detector.predict import collect_images, predict_images
+    from detector.predict import check_out_outside_inputs, checked_size, collect_images, predict_images
     from detector.report import write_predictions
     from detector.yolo_env import load_model, select_device
 
     with input_errors_exit():
+        tile = parse_tile(tile)
         weights, inputs = (paths[0], paths[1:]) if paths[0].suffix == ".pt" else (shipped_weights(), paths)
         if not inputs:
             raise InputError("no images given: detector predict [WEIGHTS] IMAGE_OR_DIR... --out DIR")
-        images = collect_images(inputs)
-        sizes = [image_size(p) for p in images]
+        check_out_outside_inputs(out, inputs)
+        images, sizes, skipped = [], [], 0
+        for p in collect_images(inputs):
+            try:
+                sizes.append(checked_size(p))
+                images.append(p)
+            except InputError as e:
+                _warn(e)
+                skipped += 1
         model = load_model(weights)
         dev = select_device(device)
         dets = []
         with Progress(console=_err, transient=True) as progress:
             task = progress.add_task("predicting", total=len(images))
-            for d in predict_images(model, images, conf=conf, imgsz=imgsz, device=dev):
-                dets.append(d)
+            found = predict_images(model, images, conf=conf, imgsz=imgsz, device=dev, tile=tile, skip_unreadable=True)
+            for p, d in zip(list(images), found):
+                if d is None:
+                    _warn(InputError("cannot read image (corrupt, truncated or not an image)", p))
+                    skipped += 1
+                    i = images.index(p)
+                    del images[i], sizes[i]
+                else:
+                    dets.append(d)
                 progress.advance(task)
+        if not images:
+            raise InputError(f"none of the {skipped} image(s) could be read")
         stats = write_predictions(images, sizes, dets, out, nm_per_px=nm_per_px, save=save.value if save else None)
+    if skipped:
+        _err.print(f"skipped {skipped} unreadable image(s); predicted {len(images)}", highlight=False)
     t = Table(title=f"{len(images)} images, {sum(len(d) for d in dets)} particles (equivalent diameter)")
     for col in ("class", "count", "mean", "std", "SEM", "unit"):
         t.add_column(col, justify="left" if col in ("class", "unit") else "right")

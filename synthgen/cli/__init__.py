@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from synthgen.cli._common import command_group
+from synthgen.cli._common import command_group, run_cli
 
 app = command_group("synthgen", "Compose labelled synthetic SEM micrographs from particle templates.")
 
@@ -10,4 +10,4 @@ from synthgen.cli import generate_cmds, template_cmds  # noqa: E402,F401  (they 
 
 
 def main() -> None:
-    app()
+    run_cli(app)

@@ -12,7 +12,7 @@ from synthgen.classes import CLASS_NAMES
 from synthgen.cli import app
 from synthgen.cli._common import input_errors_exit
 from synthgen.errors import InputErrors
-from synthgen.generate import GenerateResult, generate
+from synthgen.generate import MAX_COUNT, GenerateResult, generate
 from synthgen.pattern import load_patterns
 from synthgen.placement import DEFAULT_MAX_FAILURES
 from synthgen.preview import write_preview
@@ -38,10 +38,35 @@ def check_cmd(patterns: PatternArgs) -> None:
 @app.command("generate")
 def generate_cmd(
     patterns: PatternArgs,
-    out: Annotated[Path, typer.Option("--out", "-o", help="New (or empty) output folder.", file_okay=False)],
-    count: Annotated[int, typer.Option("--count", "-n", help="Number of images (shared round-robin by the patterns, unless --per-pattern).")] = 10,
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            "-o",
+            help="New (or empty) output folder; a previous run's output is replaced only with --overwrite. "
+            "One run at a time per folder (a second one fails at once).",
+            file_okay=False,
+        ),
+    ],
+    count: Annotated[
+        int,
+        typer.Option(
+            "--count",
+            "-n",
+            min=1,
+            max=MAX_COUNT,
+            help="Number of images (shared round-robin by the patterns, unless --per-pattern). Written as they "
+            "come: memory does not grow with the count.",
+        ),
+    ] = 10,
     max_particles: Annotated[int, typer.Option(help="Stop filling a canvas after this many particles.")] = 1000,
-    seed: Annotated[int | None, typer.Option(help="Run seed (default: from the clock). Recorded in manifest.json; the same seed gives byte-identical output.")] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="Run seed (default: from the clock). Recorded in manifest.json; the same seed gives byte-identical output.",
+        ),
+    ] = None,
     min_gap: Annotated[float, typer.Option(help="Minimum distance in pixels between particle footprints.")] = 0.0,
     scale_jitter: Annotated[float, typer.Option(help="Scale each particle by a factor drawn from [1-J, 1+J].")] = 0.0,
     background: Annotated[int, typer.Option(help="Grey level 0..255 of the empty (dark) canvas.")] = 20,
@@ -103,6 +128,14 @@ def generate_cmd(
             "--max-particles 300: 15 to 300 particles); a canvas still stops when it is full."
         ),
     ] = "1,1",
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite",
+            help="Replace the output of a previous synthgen generate run in --out (only such a folder, with its "
+            "manifest.json; the old output stays until the new one is complete).",
+        ),
+    ] = False,
 ) -> None:
     """Compose labelled synthetic SEM micrographs from pattern files.
 
@@ -110,7 +143,7 @@ def generate_cmd(
 
     Realism (--realism, --distractors), agglomerates (--cluster-prob, --touching, --occlusion) and size/density variety (--scale-range, --density-range) are off by default; labels stay exact under all of them (boxes are the tight boxes of what is visible).
 
-    Writes OUT/images, OUT/labels (YOLO), OUT/annotations.json (COCO), OUT/data.yaml (ultralytics) and OUT/manifest.json (seed, options, per-image seed and counts). Nothing is written when an input is bad, and an interrupted run leaves no partial output."""
+    Writes OUT/images, OUT/labels (YOLO), OUT/annotations.json (COCO), OUT/data.yaml (ultralytics) and OUT/manifest.json (seed, options, per-image seed and counts). Nothing is written when an input is bad, and an interrupted run leaves no partial output (the hidden staging folder of a run killed with -9 is removed by the next run into the same --out)."""
     bar = Progress(TextColumn("generating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True)
     task = None
 
@@ -145,6 +178,8 @@ def generate_cmd(
                 drop_occluded=drop_occluded,
                 scale_range=scale_range,
                 density_range=density_range,
+                overwrite=overwrite,
+                keep_images=False,
             )
         finally:
             if task is not None:
@@ -154,7 +189,9 @@ def generate_cmd(
 
 def _summary(result: GenerateResult) -> None:
     counts = result.counts
-    n = len(result.images)
+    n = result.count
+    if result.removed_stale:
+        typer.echo(f"removed {len(result.removed_stale)} staging folder(s) left by killed runs: {', '.join(p.name for p in result.removed_stale)}")
     per_image = sum(counts.values()) / max(n, 1)
     per_class = ", ".join(f"{counts[c]} {c}" for c in CLASS_NAMES)
     typer.echo(f"seed {result.seed}")

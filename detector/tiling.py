@@ -1,0 +1,225 @@
+"""Scale-adaptive tiled inference: pure geometry, no model. ``detector.predict`` runs the passes.
+
+``--tile auto`` (the default of predict and evaluate):
+
+1. the model sees the whole image at its input size, as untiled inference does;
+2. a zoom probe asks whether that scale misses small particles: the model also sees ``PROBE_CROPS``
+   small crops (``PROBE_PX`` square at its input) of the image magnified ``ZOOM``x more. When the
+   crops hold clearly more confident particles per unit of image area (``DENSITY_GAIN``x) than the
+   whole image did, particles are being missed, and the probe zooms further while that keeps
+   paying (up to ``MAX_UPSCALE`` of the original pixels). The probe costs ~0.4 of a whole pass;
+3. the particle size is the median equivalent diameter of the confident detections (conf >=
+   ``ESTIMATE_CONF``) at the finest scale that found more; when it lies inside ``SIZE_BAND`` at the
+   model input (the sizes the shipped model was trained on) the first pass is the answer;
+4. otherwise the image is resized so the median particle lands on ``TARGET_PX`` at the model input
+   and, when the resized image is larger than the model input, sliced into overlapping ``imgsz``
+   tiles whose overlap exceeds the expected largest particle. Large particles (above the band, with
+   no more found by zooming in) are shrunk the same way into one padded pass;
+5. a shrinking plan must confirm the large particles it was made for: when the shrunk image yields
+   fewer than ``SHRINK_CONFIRM`` of the whole-image pass's confident particles, those were false
+   (e.g. texture read as a few big particles) and the whole-image result is kept.
+
+``--tile PIXELS`` slices the image as it is (no resize) into tiles of that size, resized to the model
+input; ``--tile off`` is plain whole-image inference.
+
+Merging: a detection whose box touches a tile edge that is inside the image (not the image border)
+is dropped: it may be a part of a particle cut by the tile, and the overlap is chosen so that the
+whole particle lies inside a neighbouring tile. The whole detections of overlapping tiles are then
+merged by class-agnostic non-maximum suppression, so a particle gives one detection, never two or
+a half.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from synthgen.annotations import Detections
+from synthgen.errors import InputError
+
+SIZE_BAND = (14.0, 80.0)  # particle sizes (px at the model input) handled without rescaling
+TARGET_PX = 32.0  # where a particle size outside the band is moved to
+MAX_UPSCALE = 4.0  # no more than this magnification of the micrograph
+ESTIMATE_CONF = 0.25  # detections trusted for the size estimate
+MIN_ESTIMATE = 4  # fewer confident detections than this say nothing about the size
+PROBE_PX = 192  # side of a probe crop at the model input (a multiple of 32)
+PROBE_CROPS = ((0.3, 0.4), (0.7, 0.6))  # probe crop centres, as fractions of width and height
+ZOOM = 2.0  # each probe step magnifies this much more
+SHRINK_CONFIRM = 0.5  # a shrunk image must re-find at least this share of the large particles
+DENSITY_GAIN = 1.5  # a zoom "finds more" when its particles per unit area exceed this x the coarser one
+OVERLAP_PARTICLES = 3.0  # tile overlap in units of the median particle size (the largest ~3x median)
+EDGE_PX = 2.0  # a box within this of an inner tile edge counts as cut by it
+MERGE_IOU = 0.5  # whole detections of two tiles overlapping more than this are one particle
+
+
+@dataclass(frozen=True)
+class TilePlan:
+    """How an image is run: resized by `scale`, then whole (`tile` None) or in overlapping tiles."""
+
+    scale: float = 1.0
+    tile: int | None = None  # tile side in px of the resized image
+    overlap: int = 0
+    reason: str = "whole image"
+
+    @property
+    def rescaled(self) -> bool:
+        return self.tile is not None or abs(self.scale - 1.0) > 1e-9
+
+
+def parse_tile(value: str) -> str | int:
+    """``auto``, ``off`` or a tile size in pixels (>= 32)."""
+    v = str(value).strip().lower()
+    if v in ("auto", "off"):
+        return v
+    try:
+        n = int(v)
+    except ValueError:
+        raise InputError(f"--tile must be auto, off or a tile size in pixels, got {value!r}") from None
+    if n < 32:
+        raise InputError(f"--tile size must be at least 32 px, got {n}")
+    return n
+
+
+def median_size(det: Detections, min_conf: float = 0.0) -> tuple[float, int]:
+    """Median equivalent diameter sqrt(w*h) of detections with conf >= min_conf, and their number."""
+    if len(det) == 0:
+        return float("nan"), 0
+    keep = det.confidence >= min_conf if det.confidence is not None else np.ones(len(det), bool)
+    wh = det.wh[keep].astype(np.float64)
+    if len(wh) == 0:
+        return float("nan"), 0
+    return float(np.median(np.sqrt(np.clip(wh[:, 0] * wh[:, 1], 0, None)))), int(len(wh))
+
+
+def probe_windows(height: int, width: int, scale: float, crop_px: int = PROBE_PX) -> list[tuple[int, int, int, int]]:
+    """(x0, y0, x1, y1) in original pixels of the probe crops: `crop_px` at the input once scaled by `scale`."""
+    side = max(1, round(crop_px / scale))
+    out = []
+    for fx, fy in PROBE_CROPS:
+        x0 = int(np.clip(round(fx * width - side / 2), 0, max(0, width - side)))
+        y0 = int(np.clip(round(fy * height - side / 2), 0, max(0, height - side)))
+        out.append((x0, y0, min(width, x0 + side), min(height, y0 + side)))
+    return out
+
+
+def density(det: Detections, area_px: float, min_conf: float = ESTIMATE_CONF) -> float:
+    """Confident detections per million original pixels."""
+    n = int((det.confidence >= min_conf).sum()) if len(det) and det.confidence is not None else len(det)
+    return 1e6 * n / max(area_px, 1.0)
+
+
+def confident_count(det: Detections, min_conf: float = ESTIMATE_CONF) -> int:
+    if len(det) == 0 or det.confidence is None:
+        return len(det)
+    return int((det.confidence >= min_conf).sum())
+
+
+def consistent_shrink(plan: TilePlan, first: Detections, result: Detections, fit: float) -> bool:
+    """False when a plan that shrinks the image below whole-image scale re-finds under
+    ``SHRINK_CONFIRM`` of the whole-image pass's confident particles (always True for other plans)."""
+    if plan.scale >= fit:
+        return True
+    return confident_count(result) >= SHRINK_CONFIRM * confident_count(first)
+
+
+def plan_auto(size_px: float, height: int, width: int, imgsz: int, force: bool = False) -> TilePlan:
+    """The plan for an image whose particles measure `size_px` (median, in image px); see module doc.
+
+    `force`: resize to the target even when the size is inside the band (the zoom probe found
+    particles that whole-image inference missed).
+    """
+    long_side = max(height, width)
+    fit = imgsz / long_side  # the scale of whole-image inference
+    if not math.isfinite(size_px) or size_px <= 0:
+        return TilePlan(reason="no particle size found: whole image")
+    at_input = size_px * fit
+    lo, hi = SIZE_BAND
+    if lo <= at_input <= hi and not force:
+        return TilePlan(reason=f"particles ~{at_input:.0f} px at the model input: whole image")
+    scale = min(TARGET_PX / size_px, MAX_UPSCALE)
+    if long_side * scale <= imgsz:  # fits the model input once resized: one pass, padded
+        return TilePlan(scale, None, 0, f"particles ~{size_px:.0f} px: resized x{scale:.2f}, one pass")
+    overlap = int(min(imgsz // 2, math.ceil(OVERLAP_PARTICLES * TARGET_PX)))
+    return TilePlan(scale, imgsz, overlap, f"particles ~{size_px:.0f} px: resized x{scale:.2f}, {imgsz}-px tiles")
+
+
+def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
+    """Start offsets along one axis: tiles of `tile` px, consecutive ones overlapping >= `overlap`.
+
+    The last tile ends at the border (it is never cut short), so every tile has the full size when
+    the axis is at least `tile` long; a shorter axis gets one tile at 0.
+    """
+    if length <= tile:
+        return [0]
+    step = tile - overlap
+    if step <= 0:
+        raise ValueError(f"overlap {overlap} must be smaller than the tile {tile}")
+    n = math.ceil((length - tile) / step) + 1
+    # spread the tiles evenly: the overlap only grows
+    return [round(i * (length - tile) / (n - 1)) for i in range(n)]
+
+
+def tile_grid(height: int, width: int, tile: int, overlap: int) -> list[tuple[int, int, int, int]]:
+    """(x0, y0, x1, y1) of every tile covering a height x width image."""
+    return [
+        (x, y, min(x + tile, width), min(y + tile, height))
+        for y in tile_starts(height, tile, overlap)
+        for x in tile_starts(width, tile, overlap)
+    ]
+
+
+def inner_edge_cut(xyxy: np.ndarray, window: tuple[int, int, int, int], height: int, width: int, edge: float = EDGE_PX) -> np.ndarray:
+    """Boolean per box (image coordinates): touches an edge of `window` that lies inside the image."""
+    x0, y0, x1, y1 = window
+    cut = np.zeros(len(xyxy), bool)
+    if x0 > 0:
+        cut |= xyxy[:, 0] <= x0 + edge
+    if y0 > 0:
+        cut |= xyxy[:, 1] <= y0 + edge
+    if x1 < width:
+        cut |= xyxy[:, 2] >= x1 - edge
+    if y1 < height:
+        cut |= xyxy[:, 3] >= y1 - edge
+    return cut
+
+
+def merge_tiles(
+    per_tile: list[Detections],
+    windows: list[tuple[int, int, int, int]],
+    height: int,
+    width: int,
+    iou: float = MERGE_IOU,
+    edge: float = EDGE_PX,
+) -> Detections:
+    """One set of detections from tiles: shift to image coordinates, drop edge-cut boxes, merge duplicates.
+
+    Coordinates are those of the (possibly resized) image the tiles were cut from; `per_tile[i]` is in
+    the coordinates of tile `windows[i]`.
+    """
+    import torch
+    from torchvision.ops import nms
+
+    boxes, classes, confs = [], [], []
+    for det, win in zip(per_tile, windows):
+        if len(det) == 0:
+            continue
+        xyxy = det.xyxy.astype(np.float64) + np.array([win[0], win[1], win[0], win[1]], np.float64)
+        keep = ~inner_edge_cut(xyxy, win, height, width, edge)
+        boxes.append(xyxy[keep])
+        classes.append(det.class_id[keep])
+        confs.append((det.confidence if det.confidence is not None else np.ones(len(det)))[keep])
+    if not boxes or sum(len(b) for b in boxes) == 0:
+        return Detections.empty(with_confidence=True)
+    xyxy, cls, conf = np.concatenate(boxes), np.concatenate(classes), np.concatenate(confs)
+    keep = nms(torch.as_tensor(xyxy), torch.as_tensor(conf, dtype=torch.float64), iou).numpy()
+    keep = np.sort(keep)
+    return Detections(xyxy[keep], cls[keep], conf[keep])
+
+
+def scale_detections(det: Detections, factor: float) -> Detections:
+    """Boxes divided by `factor`: from a resized image back to the original's pixels."""
+    if len(det) == 0 or factor == 1.0:
+        return det
+    return Detections(det.xyxy.astype(np.float64) / factor, det.class_id, det.confidence)

@@ -1,0 +1,267 @@
+"""Tiled, scale-adaptive inference: tile geometry, seam merging, the auto plan, and predict_images end to end
+with a stand-in model that finds bright blobs (so seams are tested without training anything)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from detector import tiling
+from detector.predict import predict_images
+from synthgen.annotations import Detections
+from synthgen.errors import InputError
+
+
+# ------------------------------------------------------------------ tile geometry
+
+
+@given(length=st.integers(1, 5000), tile=st.integers(32, 1024), frac=st.floats(0.0, 0.45))
+def test_tile_starts_cover_the_axis_with_the_overlap(length, tile, frac):
+    overlap = int(tile * frac)
+    starts = tiling.tile_starts(length, tile, overlap)
+    assert starts[0] == 0
+    assert min(starts[-1] + tile, length) == length  # the last tile reaches the border
+    for a, b in zip(starts, starts[1:]):
+        assert a < b and a + tile - b >= overlap  # consecutive tiles overlap at least that much
+    if length >= tile:
+        assert all(s + tile <= length for s in starts)  # never cut short
+
+
+def test_parse_tile():
+    assert tiling.parse_tile("auto") == "auto" and tiling.parse_tile("OFF") == "off" and tiling.parse_tile("640") == 640
+    for bad in ("big", "16", "-3"):
+        with pytest.raises(InputError):
+            tiling.parse_tile(bad)
+
+
+# ------------------------------------------------------------------ seams: one whole detection per particle
+
+
+def _clipped_truth(boxes: np.ndarray, win) -> Detections:
+    """What a perfect detector reports on one tile: every particle it sees, clipped to the tile."""
+    x0, y0, x1, y1 = win
+    c = boxes.copy()
+    c[:, [0, 2]] = np.clip(c[:, [0, 2]], x0, x1)
+    c[:, [1, 3]] = np.clip(c[:, [1, 3]], y0, y1)
+    seen = (c[:, 2] - c[:, 0] > 0) & (c[:, 3] - c[:, 1] > 0)
+    c = c[seen] - np.array([x0, y0, x0, y0], np.float64)
+    return Detections(c, np.zeros(len(c), np.int64), np.full(len(c), 0.9))
+
+
+def _particles(draw_seed: int, h: int, w: int, n: int, max_size: int) -> np.ndarray:
+    """Non-overlapping square particles (rejection sampling on a grid-free canvas)."""
+    rng = np.random.default_rng(draw_seed)
+    out = []
+    for _ in range(n * 20):
+        s = rng.uniform(4, max_size)
+        x, y = rng.uniform(0, w - s), rng.uniform(0, h - s)
+        b = np.array([x, y, x + s, y + s])
+        if all(b[0] >= o[2] + 2 or o[0] >= b[2] + 2 or b[1] >= o[3] + 2 or o[1] >= b[3] + 2 for o in out):
+            out.append(b)
+        if len(out) == n:
+            break
+    return np.array(out, np.float64).reshape(-1, 4)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    h=st.integers(100, 900),
+    w=st.integers(100, 900),
+    tile=st.integers(64, 256),
+    n=st.integers(1, 40),
+)
+@example(seed=0, h=300, w=300, tile=128, n=30)
+def test_merged_tiles_give_each_particle_once_and_whole(seed, h, w, tile, n):
+    overlap = tile // 3
+    boxes = _particles(seed, h, w, n, max_size=overlap - 2 * tiling.EDGE_PX - 1)
+    windows = tiling.tile_grid(h, w, tile, overlap)
+    merged = tiling.merge_tiles([_clipped_truth(boxes, win) for win in windows], windows, h, w)
+    assert len(merged) == len(boxes)  # never two, never lost
+    got = merged.xyxy[np.lexsort(merged.xyxy.T[::-1])]
+    want = boxes[np.lexsort(boxes.T[::-1])]
+    np.testing.assert_allclose(got, want, atol=1e-3)  # never a half
+
+
+def test_inner_edge_cut_ignores_the_image_border():
+    boxes = np.array([[0, 10, 20, 30], [90, 10, 100, 30], [40, 10, 60, 30]], np.float64)
+    # a tile at the image's left border: x=0 is the border, x=100 an inner edge
+    cut = tiling.inner_edge_cut(boxes, (0, 0, 100, 100), 100, 300)
+    assert cut.tolist() == [False, True, False]
+
+
+# ------------------------------------------------------------------ the auto plan
+
+
+def test_auto_plan_keeps_well_sized_particles_whole():
+    assert not tiling.plan_auto(40.0, 512, 512, 512).rescaled  # 40 px at input: in the band
+    assert not tiling.plan_auto(float("nan"), 2048, 2048, 512).rescaled  # nothing to go on
+
+
+def test_auto_plan_tiles_small_particles_and_shrinks_large_ones():
+    small = tiling.plan_auto(20.0, 2048, 2048, 512)  # 5 px at the model input
+    assert small.tile == 512 and small.scale == pytest.approx(tiling.TARGET_PX / 20)
+    assert small.overlap >= 2 * tiling.TARGET_PX
+    large = tiling.plan_auto(200.0, 512, 512, 512)
+    assert large.tile is None and large.scale == pytest.approx(tiling.TARGET_PX / 200)
+    tiny = tiling.plan_auto(2.0, 200, 200, 512)
+    assert tiny.scale == tiling.MAX_UPSCALE
+
+
+# ------------------------------------------------------------------ predict_images end to end
+
+
+class _Boxes(SimpleNamespace):
+    def __len__(self) -> int:
+        return len(self.conf)
+
+
+class BlobModel:
+    """Stands in for a YOLO model: finds bright connected blobs; calls squares cubes, discs spheres.
+
+    Records the input shapes so tests can see the tiling; like ultralytics it enlarges a small input to
+    imgsz (coordinates are mapped back), which is why predict must pad rather than hand it small images.
+    """
+
+    names = {0: "cube", 1: "sphere"}
+    overrides = {"imgsz": 128}
+
+    def __init__(self):
+        self.shapes = []
+
+    def predict(self, arrays, conf, iou, imgsz, device, max_det, verbose):
+        out = []
+        for a in arrays:
+            self.shapes.append(a.shape[:2])
+            f = imgsz / max(a.shape[:2])
+            interp = cv2.INTER_AREA if f < 1 else cv2.INTER_NEAREST
+            big = cv2.resize(a, None, fx=f, fy=f, interpolation=interp) if f != 1 else a
+            grey = cv2.cvtColor(big, cv2.COLOR_BGR2GRAY)
+            n, lab, stats, _ = cv2.connectedComponentsWithStats((grey > 128).astype(np.uint8))
+            rows = []
+            for k in range(1, n):
+                x, y, bw, bh, area = stats[k]
+                if bw < 6 or bh < 6:  # like a real detector, tiny blobs at the input are missed
+                    continue
+                cls = 0 if area / (bw * bh) > 0.9 else 1
+                rows.append([x / f, y / f, (x + bw) / f, (y + bh) / f, 0.9, cls])
+            r = torch.tensor(rows, dtype=torch.float32).reshape(-1, 6)
+            out.append(SimpleNamespace(boxes=_Boxes(xyxy=r[:, :4], conf=r[:, 4], cls=r[:, 5])))
+        return out
+
+
+def _micrograph(tmp_path, h, w, size, seed=0):
+    """Dark image with bright squares of `size` px on a jittered grid, many crossing any tile seam."""
+    rng = np.random.default_rng(seed)
+    img = np.full((h, w, 3), 20, np.uint8)
+    boxes = []
+    step = int(size * 1.9)
+    for y in range(2, h - size - 2, step):
+        for x in range(2, w - size - 2, step):
+            x1, y1 = x + int(rng.integers(0, step - size)), y + int(rng.integers(0, step - size))
+            if x1 + size >= w - 1 or y1 + size >= h - 1:
+                continue
+            img[y1 : y1 + size, x1 : x1 + size] = 220
+            boxes.append([x1, y1, x1 + size, y1 + size])
+    path = tmp_path / "m.png"
+    cv2.imwrite(str(path), img)
+    return path, np.array(boxes, np.float64)
+
+
+def _matches(det: Detections, boxes: np.ndarray, tol: float) -> int:
+    hit = 0
+    for b in boxes:
+        d = np.abs(det.xyxy - b).max(axis=1) if len(det) else np.array([np.inf])
+        hit += int(d.min() <= tol)
+    return hit
+
+
+def test_auto_tiles_a_large_frame_of_small_particles_without_seam_artefacts(tmp_path):
+    path, boxes = _micrograph(tmp_path, 700, 900, size=10)  # 10 px in 900 px: ~1.4 px at 128: missed whole
+    model = BlobModel()
+    plans = []
+    (whole,) = predict_images(model, [path], imgsz=128, tile="off")
+    assert len(whole) == 0
+    (det,) = predict_images(model, [path], imgsz=128, tile="auto", on_plan=lambda p, plan: plans.append(plan))
+    assert plans[0].tile == 128 and plans[0].scale > 1  # the zoom probe found the small particles
+    assert len(det) == len(boxes)  # one detection per particle, none doubled at a seam
+    assert _matches(det, boxes, tol=1.0) == len(boxes)  # and each whole
+    later = model.shapes[2:]  # after the two whole-image passes: probe crops, then tiles
+    assert set(later) <= {(128, 128), (tiling.PROBE_PX, tiling.PROBE_PX)}  # never a small input ultralytics would enlarge
+    assert later.count((128, 128)) >= 4
+
+
+def test_explicit_tile_size_and_off(tmp_path):
+    path, boxes = _micrograph(tmp_path, 400, 500, size=16)
+    model = BlobModel()
+    (det,) = predict_images(model, [path], imgsz=128, tile=200)
+    assert len(det) == len(boxes) and _matches(det, boxes, tol=2.0) == len(boxes)
+
+
+def test_auto_keeps_whole_image_when_particles_fit(tmp_path):
+    path, boxes = _micrograph(tmp_path, 256, 256, size=40)  # 20 px at 128: inside the band
+    model = BlobModel()
+    plans = []
+    (det,) = predict_images(model, [path], imgsz=128, tile="auto", on_plan=lambda p, plan: plans.append(plan))
+    assert not plans[0].rescaled  # one whole pass + the small probe crops, nothing more
+    assert model.shapes[1:] == [(tiling.PROBE_PX, tiling.PROBE_PX)] * len(tiling.PROBE_CROPS)
+    assert len(det) == len(boxes)
+
+
+def test_auto_shrinks_large_particles_into_the_band(tmp_path):
+    img = np.full((256, 256, 3), 20, np.uint8)
+    img[20:130, 30:140] = 220  # 110 px at 256 -> 55 px at 128: in the band; make the input smaller
+    cv2.imwrite(str(tmp_path / "big.png"), img)
+    model = BlobModel()
+    plans = []
+    (det,) = predict_images(model, [tmp_path / "big.png"], imgsz=64, tile="auto", on_plan=lambda p, plan: plans.append(plan))
+    # 110 px at 256 is 27.5 px at 64: in the band, one pass
+    assert not plans[0].rescaled and len(det) == 1
+
+
+def test_corrupt_image_is_one_clear_error(tmp_path):
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    with pytest.raises(InputError, match="cannot read image"):
+        list(predict_images(BlobModel(), [bad], imgsz=128))
+
+
+class OneBigBoxModel(BlobModel):
+    """Sees four confident ~200-px particles in the full 256-px frame, and nothing at any other scale."""
+
+    def predict(self, arrays, conf, iou, imgsz, device, max_det, verbose):
+        out = []
+        for a in arrays:
+            self.shapes.append(a.shape[:2])
+            big = [[20.0 + k, 20.0, 220.0 + k, 220.0, 0.9, 0.0] for k in range(4)]
+            rows = big if a.shape[:2] == (256, 256) else []
+            r = torch.tensor(rows, dtype=torch.float32).reshape(-1, 6)
+            out.append(SimpleNamespace(boxes=_Boxes(xyxy=r[:, :4], conf=r[:, 4], cls=r[:, 5])))
+        return out
+
+
+def test_a_shrink_the_shrunk_image_does_not_confirm_keeps_the_whole_image(tmp_path):
+    cv2.imwrite(str(tmp_path / "m.png"), np.full((256, 256, 3), 20, np.uint8))
+    model, plans = OneBigBoxModel(), []
+    (det,) = predict_images(model, [tmp_path / "m.png"], imgsz=128, tile="auto", on_plan=lambda p, plan: plans.append(plan))
+    assert (128, 128) in model.shapes  # the shrunken pass was tried (100 px at the input is above the band)
+    assert not plans[0].rescaled and "not confirmed, whole image kept" in plans[0].reason
+    assert len(det) == 4 and det.xyxy[0].tolist() == [20.0, 20.0, 220.0, 220.0]
+
+
+def test_a_confirmed_shrink_is_kept(tmp_path):
+    img = np.full((512, 512, 3), 20, np.uint8)
+    for x in (20, 280):
+        for y in (20, 280):
+            img[y : y + 200, x : x + 200] = 220  # 200 px: 100 px at a 256-px input, above the band
+    cv2.imwrite(str(tmp_path / "big.png"), img)
+    plans = []
+    (det,) = predict_images(BlobModel(), [tmp_path / "big.png"], imgsz=256, tile="auto", on_plan=lambda p, plan: plans.append(plan))
+    assert plans[0].rescaled and plans[0].tile is None and plans[0].scale == pytest.approx(tiling.TARGET_PX / 200, rel=0.05)
+    assert len(det) == 4 and _matches(det, np.array([[20, 20, 220, 220]], float), tol=8.0) == 1
