@@ -306,6 +306,7 @@ def main() -> None:
     ap.add_argument("--results", type=Path, default=REPO / "bench" / "results" / "quality.md")
     ap.add_argument("--jobs", type=int, default=1, help="train the ablations this many at once, each pinned to an equal share of the cores (`full` always trains alone)")
     ap.add_argument("--train-only", action="store_true", help=argparse.SUPPRESS)  # a --jobs worker
+    ap.add_argument("--reuse-report", action="store_true", help="table (and --ship) from the reports of the last run instead of evaluating again")
     ap.add_argument("--ship", metavar="METHOD", help="copy METHOD's model into detector/weights/ with its model card (choose it on the headline)")
     args = ap.parse_args()
     if not all(p.is_dir() for p in VAL_SETS.values()):
@@ -355,21 +356,23 @@ def main() -> None:
                 equal[m] = link.parent.parent.name
                 runs += [str(link)] if str(link) not in runs else []
     report = work / "report"
-    shutil.rmtree(report, ignore_errors=True)
-    # default options (each model at its own size, tiled inference auto): what a user gets
-    run([bin_("detector"), "evaluate", *runs, *sets, "--predictions", f"baseline={baseline / 'predictions'}",
-         "--out", str(report)], log)  # fmt: skip
+    if not (args.reuse_report and (report / "metrics.csv").is_file()):
+        shutil.rmtree(report, ignore_errors=True)
+        # default options (each model at its own size, tiled inference auto): what a user gets
+        run([bin_("detector"), "evaluate", *runs, *sets, "--predictions", f"baseline={baseline / 'predictions'}",
+             "--out", str(report)], log)  # fmt: skip
     rows = read_rows(report / "metrics.csv")
     shown = [*done, *dict.fromkeys(equal.values())]
     if "previous" in done:  # what tiled inference alone adds: the same model with --tile off
         untiled = work / "report-untiled"
-        shutil.rmtree(untiled, ignore_errors=True)
-        run([bin_("detector"), "evaluate", str(work / "runs" / "previous" / "weights" / "best.pt"), *sets,
-             "--tile", "off", "--out", str(untiled)], log)  # fmt: skip
+        if not (args.reuse_report and (untiled / "metrics.csv").is_file()):
+            shutil.rmtree(untiled, ignore_errors=True)
+            run([bin_("detector"), "evaluate", str(work / "runs" / "previous" / "weights" / "best.pt"), *sets,
+                 "--tile", "off", "--out", str(untiled)], log)  # fmt: skip
         rows.update({(k[0], UNTILED, k[2]): v for k, v in read_rows(untiled / "metrics.csv").items()})
         shown.append(UNTILED)
     text = headline_table(rows, shown) + "\n\n" + table(rows, shown)
-    argv = sys.argv[1:]
+    argv = [a for a in sys.argv[1:] if a != "--reuse-report"]
     if "--ship" in argv:
         i = argv.index("--ship")
         argv = argv[:i] + argv[i + 2 :]
