@@ -59,7 +59,8 @@ AGGLOMERATES = ["--max-particles", "300", "--scale-jitter", "0.1", "--scale-rang
 WIDE_SCALE = ["--scale-range", "0.3,4"]  # after AGGLOMERATES' own range: the later option wins
 ALL_METHODS = ("full", "no-realism", "procedural-only", "wide-ft", "previous")
 UNTRAINED = ("previous",)
-UNTILED = "previous --tile off"  # table row: the previous model without tiled inference
+UNTILED = "previous --tile off"
+OWN_SIZE = "its own input size (416 px from scratch, the starting model's when fine-tuning: 512 here)"  # table row: the previous model without tiled inference
 FINETUNED = {"wide-ft": "shipped"}  # method -> starting weights (`detector train --weights`)
 REALISM = {
     "sem": ["--realism", "sem", *AGGLOMERATES],
@@ -381,7 +382,7 @@ def main() -> None:
         "# Quality on real micrographs",
         "",
         f"Command: `{command}`  ",
-        f"Seed {args.seed}; {args.arch} at {args.imgsz or 'the model size (416 from scratch)'} px; {args.images} synthetic images per method + the 24 real "
+        f"Seed {args.seed}; {args.arch} at {f'{args.imgsz} px' if args.imgsz else OWN_SIZE}; {args.images} synthetic images per method + the 24 real "
         f"spheres-train micrographs; training budget {args.budget_min:g} min of wall time for the methods trained by "
         f"this command ({', '.join(todo) or 'none'}; others reused as trained before), on a {os.cpu_count()}-core CPU.  ",
         "Training: " + "; ".join(describe_training(m, t) for m, t in timing.items()) + ".  ",
