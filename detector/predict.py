@@ -198,7 +198,7 @@ def plan_for(runner: _Runner, img: np.ndarray, first: Detections, imgsz: int) ->
     while scale <= tiling.MAX_UPSCALE * 1.0001:
         det, area = _probe(runner, img, scale)
         dens = tiling.density(det, area)
-        found = tiling.median_size(best, tiling.ESTIMATE_CONF)[1] >= tiling.MIN_ESTIMATE
+        found = tiling.confident_count(best) >= tiling.MIN_ESTIMATE
         if len(det) >= tiling.MIN_ESTIMATE and dens >= tiling.DENSITY_GAIN * best_density:
             best, best_scale, best_density = det, scale, dens
             if tiling.median_size(det)[0] * scale >= tiling.SIZE_BAND[0] * 1.5:  # resolved well enough to size
@@ -241,30 +241,38 @@ def predict_images(
     for start in range(0, len(images), batch):
         paths = [Path(p) for p in images[start : start + batch]]
         arrays = [_read_or_none(p, skip_unreadable) for p in paths]
-        if any(a is None for a in arrays):  # keep the batch aligned with the input order
-            for p, a in zip(paths, arrays):
-                yield None if a is None else next(predict_images(model, [p], conf, imgsz, device, 1, iou, tile, on_plan))
-            continue
+        readable = [(p, a) for p, a in zip(paths, arrays) if a is not None]
         if isinstance(tile, int):
-            for p, img in zip(paths, arrays):
-                plan = TilePlan(imgsz / tile, imgsz, imgsz // 4, f"{tile}-px tiles")
-                if on_plan:
-                    on_plan(p, plan)
-                yield runner.run_plan(img, plan)
-            continue
-        firsts = runner(arrays, conf=first_conf)
-        for p, img, first in zip(paths, arrays, firsts):
-            plan = plan_for(runner, img, first, imgsz) if tile == "auto" else TilePlan(reason="tiling off")
-            result = runner.run_plan(img, plan) if plan.rescaled else None
-            if result is not None and not tiling.consistent_shrink(plan, first, result, imgsz / max(img.shape[:2])):
-                # shrunk on the word of large detections that the shrunk image does not confirm: false ones
-                plan, result = TilePlan(reason=f"{plan.reason}; not confirmed, whole image kept"), None
-            if on_plan:
-                on_plan(p, plan)
-            if result is None:
-                keep = first.confidence >= conf if len(first) else np.zeros(0, bool)
-                result = first[keep] if len(first) else first
-            yield result
+            results = [runner.run_plan(img, _fixed_tiles(p, tile, imgsz, on_plan)) for p, img in readable]
+        else:
+            firsts = runner([a for _, a in readable], conf=first_conf) if readable else []
+            results = [_auto_or_whole(runner, p, img, first, tile, conf, imgsz, on_plan) for (p, img), first in zip(readable, firsts)]
+        done = iter(results)
+        for a in arrays:  # in input order, None where an image could not be read
+            yield None if a is None else next(done)
+
+
+def _fixed_tiles(path: Path, tile: int, imgsz: int, on_plan) -> TilePlan:
+    plan = TilePlan(imgsz / tile, imgsz, imgsz // 4, f"{tile}-px tiles")
+    if on_plan:
+        on_plan(path, plan)
+    return plan
+
+
+def _auto_or_whole(runner: _Runner, path: Path, img: np.ndarray, first: Detections, tile: str, conf: float,
+                   imgsz: int, on_plan) -> Detections:  # fmt: skip
+    """One image's detections from its whole-image pass `first`, and the auto plan when `tile` is auto."""
+    plan = plan_for(runner, img, first, imgsz) if tile == "auto" else TilePlan(reason="tiling off")
+    result = runner.run_plan(img, plan) if plan.rescaled else None
+    if result is not None and not tiling.consistent_shrink(plan, first, result, imgsz / max(img.shape[:2])):
+        # shrunk on the word of large detections that the shrunk image does not confirm: false ones
+        plan, result = TilePlan(reason=f"{plan.reason}; not confirmed, whole image kept"), None
+    if on_plan:
+        on_plan(path, plan)
+    if result is None:
+        keep = first.confidence >= conf if len(first) else np.zeros(0, bool)
+        result = first[keep] if len(first) else first
+    return result
 
 
 def equivalent_diameter(det: Detections) -> np.ndarray:

@@ -12,7 +12,6 @@ import json
 import math
 import os
 import shutil
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from detector.evaluate import EvalReport, EvalResult, coco_ground_truth
 from detector.metrics import match_image
 from detector.predict import SizeStats, equivalent_diameter, size_stats
 from synthgen.classes import CLASS_NAMES
+from synthgen.atomic import OwnedStaging, remove_dead_staging
 from synthgen.errors import InputError
 
 METRIC_COLUMNS = [
@@ -44,57 +44,32 @@ CLASS_COLOURS = [(255, 140, 0), (0, 200, 255), (200, 0, 255), (120, 255, 0)]
 # ------------------------------------------------------------------ staging
 
 
-STAGING_PREFIX = ".staging-"
-OWNER_FILE = ".owner-pid"  # inside a staging folder: the pid of the process writing it
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
-
-
-def remove_dead_staging(out: Path) -> int:
-    """Remove staging folders in `out` left by killed runs (their owner pid is gone); returns how many."""
-    removed = 0
-    for tmp in out.glob(f"{STAGING_PREFIX}*"):
-        owner = tmp / OWNER_FILE
-        try:
-            pid = int(owner.read_text().strip())
-        except (OSError, ValueError):
-            continue  # no proof its writer is dead: leave it
-        if not _process_alive(pid):
-            shutil.rmtree(tmp, ignore_errors=True)
-            removed += 1
-    return removed
+STAGING_NAME = "staging"  # staging folders inside `out` are `.staging.partial-*` (synthgen.atomic's naming)
 
 
 @contextlib.contextmanager
 def staged_output(out: str | Path) -> Iterator[Path]:
     """A temp folder inside `out`; on success its entries replace those of `out`, on error it goes.
 
-    The temp folder names its writer's pid, so a later run removes it if that writer was killed.
+    The temp folder is a ``synthgen.atomic.OwnedStaging`` (a locked owner file), so a later run
+    removes it when its writer was killed, exactly as `synthgen generate` does with its own.
     """
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise InputError("--out must be a folder, but this is a file", out)
     try:
         out.mkdir(parents=True, exist_ok=True)
-        remove_dead_staging(out)
-        tmp = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out))
     except PermissionError:
         raise InputError("cannot write here (permission denied)", out) from None
-    (tmp / OWNER_FILE).write_text(str(os.getpid()))
+    remove_dead_staging(out / STAGING_NAME)
+    staging = OwnedStaging(out / STAGING_NAME)
+    tmp = staging.path
     try:
         yield tmp
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        staging.discard()
         raise
-    (tmp / OWNER_FILE).unlink()
+    staging.release()
     for entry in sorted(tmp.iterdir()):
         dst = out / entry.name
         if dst.is_dir() and not dst.is_symlink():

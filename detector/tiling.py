@@ -106,8 +106,7 @@ def probe_windows(height: int, width: int, scale: float, crop_px: int = PROBE_PX
 
 def density(det: Detections, area_px: float, min_conf: float = ESTIMATE_CONF) -> float:
     """Confident detections per million original pixels."""
-    n = int((det.confidence >= min_conf).sum()) if len(det) and det.confidence is not None else len(det)
-    return 1e6 * n / max(area_px, 1.0)
+    return 1e6 * confident_count(det, min_conf) / max(area_px, 1.0)
 
 
 def confident_count(det: Detections, min_conf: float = ESTIMATE_CONF) -> int:

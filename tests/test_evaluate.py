@@ -235,7 +235,7 @@ def test_cli_evaluate_predictions_side_by_side(tmp_path):
     md = (out / "report.md").read_text()
     assert "| good |" in md and "| shifted |" in md
     assert len(list((out / "overlays" / "I" / "good").glob("*.png"))) == 3
-    assert not list(out.glob(".staging-*"))
+    assert not list(out.glob(".staging*"))
 
 
 def test_cli_evaluate_bad_set_is_one_line(tmp_path):

@@ -3,9 +3,6 @@ killed runs leave nothing a rerun trips over. Uses the shipped model (no trainin
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
@@ -15,7 +12,8 @@ from typer.testing import CliRunner
 
 from detector.cli import app
 from detector.predict import MAX_PIXELS, check_out_outside_inputs, checked_size
-from detector.report import OWNER_FILE, STAGING_PREFIX, staged_output
+from detector.report import STAGING_NAME, staged_output
+from synthgen.atomic import OWNER_FILE, OwnedStaging
 from synthgen.errors import InputError
 
 runner = CliRunner()
@@ -102,16 +100,14 @@ def test_out_of_range_options_exit_2_without_traceback(tmp_path, bad):
 def test_staging_of_a_killed_run_is_removed_by_the_next(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
-    # a staging folder whose writer is dead (a finished child's pid), and one of a live process
-    child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    dead = out / f"{STAGING_PREFIX}dead"
+    # a staging folder whose owner file nobody holds (its writer was killed), and one of a live run
+    dead = out / f".{STAGING_NAME}.partial-dead"
     dead.mkdir()
-    (dead / OWNER_FILE).write_text(child.stdout.strip())
-    live = out / f"{STAGING_PREFIX}live"
-    live.mkdir()
-    (live / OWNER_FILE).write_text(str(os.getppid()))
+    (dead / OWNER_FILE).write_text("12345\n")
+    live = OwnedStaging(out / STAGING_NAME)
     with staged_output(out) as tmp:
         (tmp / "result.txt").write_text("ok")
-    assert not dead.exists() and live.exists()
+    assert not dead.exists() and live.path.exists()
     assert (out / "result.txt").read_text() == "ok"
-    assert sorted(p.name for p in out.iterdir()) == sorted([live.name, "result.txt"])
+    assert sorted(p.name for p in out.iterdir()) == sorted([live.path.name, "result.txt"])
+    live.discard()
