@@ -24,6 +24,11 @@ Methods (``--methods``, comma-separated):
                    of patterns-real and those `synthgen extract` cuts from spheres-train by their
                    instance masks, realism sem/strong/wide: light substrates, rims and halos,
                    scale-bar text; particle scale 0.3-4x), fine-tuned from the shipped model;
+  mix-ft           fine-tuned from the shipped model on a mix that keeps what it was trained on: the
+                   `full` recipe (p01-p08 + real templates, sem/strong) for 2/5 of the images, the
+                   `wide-ft` appearance for 1/5, and mass-thickness (TEM / HAADF-STEM) contrast
+                   patterns p11/p12 under strong and wide realism for 2/5 (`wide-ft` alone lost
+                   val-III's cubes to the sphere class);
   previous         the shipped model as found in detector/weights/ on the first run (no training).
 
 Prints one table (set x method: mAP@0.5, class-agnostic mAP@0.5, mAP@[.5:.95], IoU, detected %,
@@ -57,11 +62,12 @@ AGGLOMERATES = ["--max-particles", "300", "--scale-jitter", "0.1", "--scale-rang
                 "--density-range", "0.05,1", "--cluster-prob", "0.5", "--touching", "--occlusion", "0.2",
                 "--drop-occluded", "0.6"]  # fmt: skip
 WIDE_SCALE = ["--scale-range", "0.3,4"]  # after AGGLOMERATES' own range: the later option wins
-ALL_METHODS = ("full", "no-realism", "procedural-only", "wide-ft", "previous")
+ALL_METHODS = ("full", "no-realism", "procedural-only", "wide-ft", "mix-ft", "previous")
 UNTRAINED = ("previous",)
 UNTILED = "previous --tile off"
 OWN_SIZE = "its own input size (416 px from scratch, the starting model's when fine-tuning: 512 here)"  # table row: the previous model without tiled inference
-FINETUNED = {"wide-ft": "shipped"}  # method -> starting weights (`detector train --weights`)
+FINETUNED = {"wide-ft": "shipped", "mix-ft": "shipped"}
+FINETUNE_LR = {"wide-ft": 0.001, "mix-ft": 0.0007}  # mix-ft: lower, to forget less of the starting model  # method -> starting weights (`detector train --weights`)
 REALISM = {
     "sem": ["--realism", "sem", *AGGLOMERATES],
     "strong": ["--realism", "strong", *AGGLOMERATES],
@@ -91,6 +97,8 @@ def synthetic_folders(method: str, n: int, work: Path, log: Path) -> list[tuple[
     """(name, pattern files, image count, generate options) per synthetic folder of a method."""
     all_bundled = sorted(str(p) for p in (REPO / "patterns").glob("p*/pattern.txt"))
     bundled = [p for p in all_bundled if Path(p).parent.name <= "p08"]  # the first round's recipes
+    se_bundled = [p for p in all_bundled if Path(p).parent.name <= "p10"]  # secondary-electron look
+    thickness = [p for p in all_bundled if Path(p).parent.name in ("p11", "p12")]  # mass-thickness look
     real_tpl = sorted(str(p) for p in (SHARED / "patterns-real").glob("*/pattern.txt"))
     if method == "wide-ft":
         real_all = real_tpl + extracted_patterns(work, log)
@@ -101,6 +109,19 @@ def synthetic_folders(method: str, n: int, work: Path, log: Path) -> list[tuple[
             ("bundled-wide", all_bundled, k, REALISM["wide"]),
             ("real-wide", real_all, k, REALISM["wide"]),
             ("real-strong", real_all, n - 4 * k, REALISM["strong-wide"]),
+        ]
+    if method == "mix-ft":
+        real_all = real_tpl + extracted_patterns(work, log)
+        k = n // 10
+        return [
+            ("bundled-sem", bundled, k, REALISM["sem"]),
+            ("bundled-strong", bundled, k, REALISM["strong"]),
+            ("real-sem", real_tpl, k, REALISM["sem"]),
+            ("real-strong", real_tpl, k, REALISM["strong"]),
+            ("bundled-wide", se_bundled, k, REALISM["wide"]),
+            ("real-wide", real_all, k, REALISM["wide"]),
+            ("thickness-strong", thickness, 2 * k, REALISM["strong-wide"]),
+            ("thickness-wide", thickness, n - 8 * k, REALISM["wide"]),
         ]
     if method == "full":
         return [
@@ -150,7 +171,7 @@ def prepare(method: str, work: Path, n: int, seed: int, log: Path) -> Path:
 
 
 def train_budgeted(data_yaml: Path, run_dir: Path, arch: str, imgsz: int, budget_min: float, seed: int,
-                   weights: str | None = None) -> None:
+                   weights: str | None = None, lr0: float = 0.001) -> None:
     """Train for a fixed wall-time budget (ultralytics' `time`, which fits the LR schedule to it).
 
     With `weights` the run fine-tunes that model (half the learning rate, one warm-up epoch) and resumes
@@ -163,7 +184,7 @@ def train_budgeted(data_yaml: Path, run_dir: Path, arch: str, imgsz: int, budget
         return
     t0 = time.perf_counter()
     resume = (run_dir / "weights" / "last.pt").is_file()
-    tune = {"lr0": 0.001, "warmup_epochs": 1} if weights else {"lr0": 0.002}
+    tune = {"lr0": lr0, "warmup_epochs": 1} if weights else {"lr0": 0.002}
     train(arch, data_yaml, run_dir, imgsz=imgsz, epochs=1000, batch=16, checkpoint_every=1 if weights else 5, seed=seed,
           plots=False, time=budget_min / 60, optimizer="AdamW", patience=1000, resume=resume,
           weights=None if resume else weights, **({} if resume else tune))  # fmt: skip
@@ -336,7 +357,7 @@ def main() -> None:
         start = FINETUNED.get(m)
         imgsz = args.imgsz or (None if start else 416)
         print(f"training {m}: {start or args.arch} @ {imgsz or 'its own size'}, {args.budget_min:g} min budget", flush=True)
-        train_budgeted(data_yaml, run_dir, args.arch, imgsz, args.budget_min, args.seed, start)
+        train_budgeted(data_yaml, run_dir, args.arch, imgsz, args.budget_min, args.seed, start, FINETUNE_LR.get(m, 0.001))
     if args.train_only:
         return
 

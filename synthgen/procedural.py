@@ -358,12 +358,28 @@ def feather_alpha(mask: np.ndarray) -> np.ndarray:
     return alpha
 
 
-def render_template(kind: str, rng: np.random.Generator, size_px: float, **params: float) -> np.ndarray:
-    """One SEM-looking particle as an RGBA uint8 array (grey in RGB, footprint in alpha).
+def _thickness_level(hit: np.ndarray, prm: dict[str, float], edge_px: float) -> np.ndarray:
+    """Mass-thickness (TEM/STEM) brightness of the hit pixels: grows with the particle's projected
+    thickness, not its surface slope. Thickness is modelled from the distance d to the outline: a dome
+    sqrt(1 - (1 - d/rho)^2) that reaches full thickness at d = rho (the inscribed radius for a
+    quasi-sphere, the edge rounding for a cube: a flat-topped plateau). No edge glow, no detector side."""
+    d = cv2.distanceTransform(hit.astype(np.uint8), cv2.DIST_L2, 5)
+    rho = max(float(d.max()) if edge_px <= 0 else edge_px, 1.0)
+    t = np.sqrt(np.clip(1 - (1 - np.minimum(d / rho, 1.0)) ** 2, 0, 1))
+    level = prm["face_level"] * (0.35 + 0.65 * t) + 0.4 * prm["detector_gain"] * t
+    return np.where(hit, level, 0.0)
+
+
+def render_template(kind: str, rng: np.random.Generator, size_px: float, shading: str = "se", **params: float) -> np.ndarray:
+    """One particle as an RGBA uint8 array (grey in RGB, footprint in alpha).
 
     `size_px` is the cube's edge (before tilt) or the sphere's diameter, in output pixels.
     Shape/look parameters not given are drawn from `rng` (see CUBE_RANGES, SPHERE_RANGES, LOOK_RANGES).
+    `shading`: "se" (secondary-electron SEM look: slope, edge effect) or "thickness" (mass-thickness
+    contrast of TEM and HAADF-STEM: bright in proportion to projected thickness, soft outline).
     """
+    if shading not in ("se", "thickness"):
+        raise ValueError(f"unknown shading {shading!r}; expected se or thickness")
     if not size_px >= 4:
         raise ValueError(f"size_px must be >= 4, got {size_px}")
     prm = sample_params(kind, rng, **params)
@@ -404,7 +420,10 @@ def render_template(kind: str, rng: np.random.Generator, size_px: float, **param
     n_out = int(np.ceil(2 * extent / s)) + 2 * pad
     n = n_out * s
     hit, normals = _raymarch(sdf, rot, extent=n / 2, n=n)
-    level = _shade(hit, normals, prm, edge_sigma)
+    if shading == "thickness":  # drawn last: the SE templates keep their random streams
+        level = _thickness_level(hit, prm, max(radius, s * 1.5) if kind == "cube" else 0.0)
+    else:
+        level = _shade(hit, normals, prm, edge_sigma)
     down = (n_out, n_out)
     intensity = cv2.resize(level, down, interpolation=cv2.INTER_AREA)
     coverage = cv2.resize(hit.astype(np.float64), down, interpolation=cv2.INTER_AREA)
@@ -430,6 +449,7 @@ class PatternSpec:
     # Sphere diameter / drawn size: > 1 gives quasi-spheres the footprint of the pattern's cubes
     # (a sphere of diameter d covers ~0.8 d squared, a slightly tilted cube of edge a ~1.2 a squared).
     sphere_scale: float = 1.0
+    shading: str = "se"  # "thickness": TEM / HAADF-STEM mass-thickness contrast (see render_template)
 
     @property
     def n_templates(self) -> int:
@@ -471,6 +491,21 @@ PATTERN_SPECS: tuple[PatternSpec, ...] = (
         {"polyhedron": (0.0, 4.0), "ellipticity": (0.0, 0.06), "irregularity": (0.0, 0.02)},
         {"face_level": (0.32, 0.55)}, sphere_scale=1.3,
     ),
+    # Mass-thickness contrast (TEM, HAADF-STEM): not in Table 1. Small quasi-spheres of catalyst
+    # frames (soft domes, bright on a dark support; dark on light after realism's inversion), then
+    # cubes and quasi-spheres as a bright-field TEM shows them (flat-topped squares beside domes).
+    PatternSpec(
+        "p11", (1024, 1024), 4, 28, (10, 40), {"rounding": (0.1, 0.4), "tilt_deg": (0.0, 8.0)},
+        {"ellipticity": (0.0, 0.25), "irregularity": (0.0, 0.1), "faceting": (-1.0, 1.0)},
+        {"face_level": (0.35, 0.75), "texture": (0.04, 0.12), "background": (0.05, 0.3), "blur_px": (0.5, 1.2),
+         "dose": (15.0, 120.0), "read_noise": (0.02, 0.06)}, shading="thickness",
+    ),
+    PatternSpec(
+        "p12", _HI, 16, 16, (36, 90), {"rounding": (0.05, 0.4), "truncation": (0.0, 0.3), "tilt_deg": (0.0, 6.0)},
+        {"ellipticity": (0.0, 0.15), "faceting": (-2.0, 1.0)},
+        {"face_level": (0.4, 0.8), "texture": (0.02, 0.08), "background": (0.05, 0.25), "dose": (40.0, 200.0)},
+        shading="thickness",
+    ),
 )
 
 
@@ -486,7 +521,7 @@ def render_pattern_templates(spec: PatternSpec, seed: int, index: int) -> list[t
         rng = np.random.default_rng([seed, index, j])
         size = float(rng.uniform(*spec.size_px)) * (spec.sphere_scale if kind == "sphere" else 1.0)
         fixed = _draw({**(spec.cube if kind == "cube" else spec.sphere), **spec.look}, rng)
-        out.append((kind, render_template(kind, rng, size, **fixed)))
+        out.append((kind, render_template(kind, rng, size, shading=spec.shading, **fixed)))
     return out
 
 

@@ -17,9 +17,11 @@ PATTERNS = Path(__file__).resolve().parents[1] / "patterns"
 TABLE1 = {  # López Gutiérrez et al. 2022, Table 1: templates per pattern
     "p01": 2, "p02": 4, "p03": 6, "p04": 10, "p05": 31, "p06": 17, "p07": 29, "p08": 57,
 }  # fmt: skip
-EXTRA = {"p09": 32, "p10": 32}  # not in Table 1: polyhedral quasi-spheres beside rounded/truncated cubes
+# not in Table 1: polyhedral quasi-spheres beside rounded/truncated cubes (p09, p10); mass-thickness
+# (TEM / HAADF-STEM) contrast (p11, p12)
+EXTRA = {"p09": 32, "p10": 32, "p11": 32, "p12": 32}
 BUNDLED = {**TABLE1, **EXTRA}
-RESOLUTIONS = {(640, 480), (1280, 960)}
+RESOLUTIONS = {(640, 480), (1280, 960), (1024, 1024)}
 
 
 def read_pattern(path: Path) -> tuple[list[str], tuple[int, int], list[tuple[str, str]]]:
@@ -153,6 +155,33 @@ def test_cli_render_templates_out_is_a_file_exits_2(tmp_path):
 # --------------------------------------------------------------------------- the bundled files
 
 
+def _radial_profile(grey: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Mean grey of the footprint in 4 bands of distance to its outline, outermost first."""
+    inside = (alpha >= 250).astype(np.uint8)
+    d = cv2.distanceTransform(inside, cv2.DIST_L2, 5)
+    bands = np.digitize(d, np.linspace(0, d.max() + 1e-6, 5)[1:-1])
+    return np.array([grey[(inside > 0) & (bands == b)].mean() for b in range(4)])
+
+
+def test_thickness_shading_is_a_dome_for_spheres_and_a_plateau_for_cubes():
+    """Mass-thickness contrast: a quasi-sphere brightens steadily towards its centre (projected
+    thickness of a ball); a cube seen face-on is flat inside a thin rounded rim; no SE edge glow."""
+    quiet = {"dose": 1e6, "read_noise": 0.0, "texture": 0.0, "tilt_deg": 0.0, "ellipticity": 0.0, "irregularity": 0.0}
+    img = render_template("sphere", np.random.default_rng(3), 60.0, shading="thickness", **quiet)
+    prof = _radial_profile(img[..., 0].astype(float), img[..., 3])
+    assert np.all(np.diff(prof) > 2), prof
+    cube = render_template("cube", np.random.default_rng(3), 60.0, shading="thickness", rounding=0.1,
+                           **{k: v for k, v in quiet.items() if k not in ("ellipticity", "irregularity")})  # fmt: skip
+    prof = _radial_profile(cube[..., 0].astype(float), cube[..., 3])
+    assert abs(prof[3] - prof[1]) < 4 and prof[0] < prof[1], prof
+    se = render_template("cube", np.random.default_rng(3), 60.0, rounding=0.1,
+                         **{k: v for k, v in quiet.items() if k not in ("ellipticity", "irregularity")})  # fmt: skip
+    se_prof = _radial_profile(se[..., 0].astype(float), se[..., 3])
+    assert se_prof[0] > se_prof[2] + 10, se_prof  # the SE look glows at the edge: the two really differ
+    with pytest.raises(ValueError, match="shading"):
+        render_template("cube", np.random.default_rng(3), 60.0, shading="phong")
+
+
 @pytest.fixture(scope="module")
 def bundled():
     if not (PATTERNS / "p01" / "pattern.txt").is_file():
@@ -178,7 +207,7 @@ def test_bundled_templates_have_inside_footprints_of_the_papers_size(bundled):
         scale = width / 1280  # 40-80 px particles at 1280x960, half that at 640x480
         if name in TABLE1:
             lo, hi = 0.8 * 40 * scale, 1.5 * 80 * scale
-        else:  # p09, p10: their own size range
+        else:  # p09-p12: their own size range
             lo, hi = 0.8 * specs[name].size_px[0], 1.5 * specs[name].size_px[1]
         for rel, _ in entries:
             img = cv2.imread(str(PATTERNS / name / rel), cv2.IMREAD_UNCHANGED)
