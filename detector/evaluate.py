@@ -3,7 +3,7 @@
 What can be scored (a "model" row of the report):
 - a run folder of `detector train`: every checkpoint listed in its ``checkpoints.json`` (with
   the number of training batches it had seen) plus ``weights/best.pt`` and ``weights/last.pt``;
-- a weights file (.pt);
+- a weights file (.pt), or an export of one (.onnx file, ``*_openvino_model`` folder: `detector export`);
 - detections made elsewhere (``--predictions``): a folder of YOLO txt files with a confidence column
   (``class cx cy w h conf``, one file per image, named like the image; an image without a file has
   no detections), or a COCO results json (a list of ``{image_id, category_id, bbox, score}``).
@@ -101,8 +101,12 @@ def run_models(run: str | Path) -> list[ModelSpec]:
 def model_specs(paths: Sequence[str | Path]) -> list[ModelSpec]:
     """Run folders and weights files given on the command line -> rows to score."""
     specs: list[ModelSpec] = []
+    from detector.yolo_env import exported_format
+
     for p in map(Path, paths):
-        if p.is_dir():
+        if p.exists() and exported_format(p):  # .onnx file, OpenVINO folder: one model, not a run folder
+            specs.append(ModelSpec(p.name, exported_format(p), None, None, p))
+        elif p.is_dir():
             specs.extend(run_models(p))
         elif p.is_file() and p.suffix == ".pt":
             specs.append(ModelSpec(p.parent.parent.name if p.parent.name == "weights" else p.stem, p.stem, None, None, p))

@@ -30,12 +30,14 @@ we point it at ``$XDG_CONFIG_HOME/nanosynth`` so our offline settings never touc
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import logging
 import os
 import pickle
 import re
 import shutil
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -281,18 +283,134 @@ def select_device(device: str = "auto") -> str:
     return ",".join(ids)
 
 
+# Exported models ultralytics' YOLO() runs (it tells them by name): an .onnx file, an OpenVINO IR folder.
+EXPORT_SUFFIXES = {"onnx": ".onnx", "openvino": "_openvino_model"}
+# What each export needs installed (ultralytics would pip-install a missing one; we never do).
+EXPORT_REQUIREMENTS = {"onnx": ("onnx", "onnxslim", "onnxruntime"), "openvino": ("openvino",)}
+RUNTIME_REQUIREMENTS = {"onnx": ("onnxruntime",), "openvino": ("openvino",)}
+
+
+def exported_format(path: str | Path) -> str | None:
+    """"onnx" or "openvino" when `path` names an exported model (by ultralytics' naming), else None."""
+    path = Path(path)
+    if path.suffix.lower() == ".onnx":
+        return "onnx"
+    if path.name.endswith(EXPORT_SUFFIXES["openvino"]) or (path.suffix == ".xml" and path.parent.name.endswith(EXPORT_SUFFIXES["openvino"])):
+        return "openvino"
+    return None
+
+
+def is_model_path(path: str | Path) -> bool:
+    """A .pt checkpoint, an .onnx file or an OpenVINO folder (``*_openvino_model``): what `load_model` takes."""
+    return Path(path).suffix == ".pt" or exported_format(path) is not None
+
+
+def missing_packages(fmt: str, what: dict[str, tuple[str, ...]] = RUNTIME_REQUIREMENTS) -> list[str]:
+    import importlib.util
+
+    return [name for name in what[fmt] if importlib.util.find_spec(name) is None]
+
+
+def _no_openvino_telemetry() -> None:
+    """OpenVINO's converter sends usage events to Google Analytics unless a consent file says no (the
+    default, with no file, is yes): decline consent and drop anything sent, before openvino loads it."""
+    try:
+        from openvino_telemetry.utils import opt_in_checker, sender
+    except ImportError:
+        return
+    opt_in_checker.OptInChecker.check = lambda self, *a, **k: opt_in_checker.ConsentCheckResult.DECLINED
+    sender.TelemetrySender.send = lambda self, *a, **k: None
+
+
+def _exported_metadata(path: Path, fmt: str) -> dict:
+    """ultralytics' metadata of an export (names, imgsz, args), read without loading the runtime."""
+    base = ultralytics_module("nn.backends.base").BaseBackend
+    meta = base.read_metadata(path.parent if fmt == "openvino" and path.suffix == ".xml" else path)
+    return {k: ast.literal_eval(v) if k in ("imgsz", "names", "args") and isinstance(v, str) else v for k, v in meta.items()}
+
+
+def _load_exported(path: Path, fmt: str) -> Any:
+    """YOLO() on an export, which ultralytics loads lazily at the first predict: check it now, and give it
+    the input size it was exported at (what `trained_imgsz` reads from a .pt)."""
+    if fmt == "onnx" and not path.is_file():
+        raise InputError("no such model file (weights are never downloaded)", path)
+    if fmt == "openvino" and not (path.is_file() or (path.is_dir() and any(path.glob("*.xml")))):
+        raise InputError("not an OpenVINO model: expected a folder *_openvino_model with a .xml and a .bin", path)
+    missing = missing_packages(fmt)
+    if missing:
+        raise InputError(f"running a {fmt} model needs {' '.join(missing)}: pip install {' '.join(missing)}", path)
+    meta = _exported_metadata(path, fmt)
+    if not isinstance(meta.get("names"), dict) or not meta["names"]:
+        raise InputError("no class names in this model (export it with `detector export`)", path)
+    if meta.get("task", "detect") != "detect":
+        raise InputError(f"not a detection model (task {meta['task']!r})", path)
+    if fmt == "openvino":
+        _no_openvino_telemetry()
+    model = yolo_class()(str(path), task="detect")
+    imgsz = meta.get("imgsz")
+    if imgsz:
+        model.overrides["imgsz"] = max(imgsz) if isinstance(imgsz, (list, tuple)) else int(imgsz)
+    try:
+        model.names  # builds the backend: a corrupt file fails here, not in the middle of a run
+    except Exception as e:  # noqa: BLE001  (each runtime has its own errors for a bad file)
+        raise InputError(f"cannot load model: {_first_line(e, path)}", path) from None
+    return model
+
+
 def load_model(weights_or_cfg: str | Path) -> Any:
-    """A YOLO model from a local .pt checkpoint or a model YAML; never downloads."""
+    """A YOLO model from a local .pt checkpoint, a model YAML or an export (.onnx file, OpenVINO folder
+    ``*_openvino_model``, see `export_model`); never downloads."""
     path = Path(weights_or_cfg)
+    fmt = exported_format(path)
+    if fmt is not None:
+        return _load_exported(path, fmt)
     if not path.is_file():
         raise InputError("no such model file (weights are never downloaded)", path)
     if path.suffix not in (".pt", ".yaml", ".yml"):
-        raise InputError("a model is a .pt checkpoint or a .yaml model config", path)
+        raise InputError("a model is a .pt checkpoint, an .onnx file, a *_openvino_model folder or a .yaml model config", path)
     YOLO = yolo_class()
     try:
         return YOLO(str(path), task="detect")
     except (RuntimeError, KeyError, ValueError, EOFError, TypeError, pickle.UnpicklingError) as e:  # a bad file
         raise InputError(f"cannot load model: {_first_line(e, path)}", path) from None
+
+
+def export_model(weights: str | Path, fmt: str, folder: str | Path, imgsz: int | None = None) -> Path:
+    """Export a .pt checkpoint with ultralytics' exporter into `folder` (which it fills; the caller
+    stages and renames it). Dynamic input shape, so one export serves every size and batch `predict`
+    uses (whole image, tiles, zoomed probes); fp32; ONNX simplified by onnxslim. Returns the model's path.
+
+    Offline: the packages must be installed (ultralytics' pip auto-install is off), OpenVINO telemetry
+    is declined, and nothing is downloaded (no calibration data: no int8)."""
+    if fmt not in EXPORT_SUFFIXES:
+        raise InputError(f"unknown export format {fmt!r} (use {' or '.join(EXPORT_SUFFIXES)})")
+    weights = Path(weights)
+    if weights.suffix != ".pt":
+        raise InputError("export takes a .pt checkpoint", weights)
+    missing = missing_packages(fmt, EXPORT_REQUIREMENTS)
+    if missing:
+        raise InputError(f"{fmt} export needs {' '.join(missing)}: pip install {' '.join(missing)}")
+    # ultralytics writes the export beside the checkpoint it loaded: give it a copy inside `folder`
+    src = Path(folder) / weights.name
+    shutil.copyfile(weights, src)
+    model = load_model(src)
+    names = dict(model.names)
+    if fmt == "openvino":
+        _no_openvino_telemetry()
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=FutureWarning, module=r"torch\.")  # torch.jit.trace's deprecation
+            out = model.export(format=fmt, dynamic=True, simplify=True, device="cpu", imgsz=imgsz or model.overrides.get("imgsz") or 416,
+                               batch=1, verbose=False)  # fmt: skip
+    except Exception as e:  # noqa: BLE001  (ultralytics wraps exporter failures in its own types)
+        raise InputError(f"{fmt} export failed: {_first_line(e, weights)}", weights) from None
+    finally:
+        src.unlink(missing_ok=True)
+    out = Path(out)
+    meta = _exported_metadata(out, fmt)
+    if meta.get("names") != names:  # class names are what predict maps classes by
+        raise InputError(f"{fmt} export lost the class names ({meta.get('names')} instead of {names})", weights)
+    return out
 
 
 def _first_line(e: BaseException, path: Path) -> str:

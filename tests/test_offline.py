@@ -206,3 +206,6 @@ def test_detector_commands_without_network(offline_env, tmp_path):
     run("evaluate", best, "--set", f"S={gen}", "--out", tmp_path / "eval", "--imgsz", "64", "--device", "cpu")
     run("predict", best, gen / "images", "--out", tmp_path / "pred", "--imgsz", "64", "--device", "cpu")
     run("baseline", "--set", f"S={gen}", "--out", tmp_path / "base")
+    for fmt, name in (("onnx", "m.onnx"), ("openvino", "m_openvino_model")):
+        run("export", best, "--format", fmt, "--out", tmp_path / name)
+        run("predict", tmp_path / name, gen / "images", "--out", tmp_path / f"pred-{fmt}", "--device", "cpu")

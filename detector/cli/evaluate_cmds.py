@@ -147,7 +147,7 @@ def _run_evaluation(specs, sets, conf, iou, match, imgsz, device, tile="auto"):
 def evaluate_cmd(
     models: Annotated[
         Optional[list[Path]],
-        typer.Argument(help="Run folders of `detector train` (every checkpoint, best and last) or .pt weights files; none: the shipped default model.", show_default=False),
+        typer.Argument(help="Run folders of `detector train` (every checkpoint, best and last), .pt weights files or exports (.onnx, *_openvino_model); none: the shipped default model.", show_default=False),
     ] = None,
     sets: SetOpt = ...,
     out: Annotated[Path, typer.Option("--out", "-o", help="Report folder: metrics.csv, report.md, curves_<set>.png, overlays/.")] = ...,
@@ -195,7 +195,7 @@ def predict_cmd(
         list[Path],
         typer.Argument(
             metavar="[WEIGHTS] IMAGE_OR_DIR...",
-            help="Trained weights (.pt, e.g. RUN_DIR/weights/best.pt; omitted: the shipped default model), then images and/or folders of images.",
+            help="Trained weights (.pt, e.g. RUN_DIR/weights/best.pt, or an export: .onnx, *_openvino_model; omitted: the shipped default model), then images and/or folders of images.",
             show_default=False,
         ),
     ],
@@ -218,11 +218,11 @@ def predict_cmd(
     """
     from detector.predict import check_out_outside_inputs, checked_size, collect_images, predict_images
     from detector.report import write_predictions
-    from detector.yolo_env import load_model, select_device
+    from detector.yolo_env import is_model_path, load_model, select_device
 
     with input_errors_exit():
         tile = parse_tile(tile)
-        weights, inputs = (paths[0], paths[1:]) if paths[0].suffix == ".pt" else (shipped_weights(), paths)
+        weights, inputs = (paths[0], paths[1:]) if is_model_path(paths[0]) else (shipped_weights(), paths)
         if not inputs:
             raise InputError("no images given: detector predict [WEIGHTS] IMAGE_OR_DIR... --out DIR")
         check_out_outside_inputs(out, inputs)
