@@ -206,3 +206,4 @@ def test_detector_commands_without_network(offline_env, tmp_path):
     run("evaluate", best, "--set", f"S={gen}", "--out", tmp_path / "eval", "--imgsz", "64", "--device", "cpu")
     run("predict", best, gen / "images", "--out", tmp_path / "pred", "--imgsz", "64", "--device", "cpu")
     run("baseline", "--set", f"S={gen}", "--out", tmp_path / "base")
+    assert "/api/predict" in run("serve", "--help")
