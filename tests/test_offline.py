@@ -209,3 +209,4 @@ def test_detector_commands_without_network(offline_env, tmp_path):
     for fmt, name in (("onnx", "m.onnx"), ("openvino", "m_openvino_model")):
         run("export", best, "--format", fmt, "--out", tmp_path / name)
         run("predict", tmp_path / name, gen / "images", "--out", tmp_path / f"pred-{fmt}", "--device", "cpu")
+    assert "/api/predict" in run("serve", "--help")

@@ -9,7 +9,7 @@ app = command_group(
     "detector", "Build training sets, train YOLO-tiny nanoparticle detectors, evaluate, predict and measure."
 )
 
-from detector.cli import dataset_cmds, train_cmds, evaluate_cmds, export_cmds  # noqa: E402,F401,I001  (register, in pipeline order)
+from detector.cli import dataset_cmds, train_cmds, evaluate_cmds, export_cmds, serve_cmds  # noqa: E402,F401,I001  (register, in pipeline order)
 
 
 def main() -> None:
