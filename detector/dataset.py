@@ -29,6 +29,7 @@ import yaml
 
 from synthgen.annotations import Detections, Sample
 from synthgen.formats import image_size, read_labelled_folder
+from synthgen.instance_masks import sample_polygons
 from detector.info_bar import find_info_bar
 from synthgen.classes import CLASS_NAMES
 from synthgen.atomic import staging_dir, swap_in_dir
@@ -37,6 +38,7 @@ from synthgen.warnings_log import collect
 
 SPLIT_NAMES = ("train", "val", "test")
 BALANCE_MODES = ("none", "objects")
+TASKS = ("detect", "segment")  # label files: boxes (class cx cy w h) or outlines (class x1 y1 x2 y2 ...)
 SYNTHETIC, REAL = "synthetic", "real"
 SYNTHGEN_MARKER = "manifest.json"  # every `synthgen generate` output folder has one
 MIN_VISIBLE = 0.5  # a box cut by the info bar is kept (clipped) when at least this much of its height stays
@@ -87,6 +89,7 @@ class BuildOptions:
     copy: bool = False  # copy images instead of hard-linking them
     overwrite: bool = False
     strict: bool = False  # flaws of the data (synthgen.warnings_log) are errors
+    task: str = "detect"  # "segment": ultralytics polygon labels (instance masks or COCO/labelme polygons)
 
 
 @dataclass
@@ -183,7 +186,7 @@ def crop_labels(sample: Sample, keep_rows: int, min_visible: float = MIN_VISIBLE
     """The sample cut to its top ``keep_rows`` rows: boxes in the cut strip are dropped, boxes straddling
     the cut are clipped, or dropped when less than ``min_visible`` of their height stays.
 
-    Returns (sample, dropped labels, number of clipped boxes). Polygons are dropped (boxes only from here on).
+    Returns (sample, dropped labels, number of clipped boxes). Polygons are cut at the same row.
     """
     det = sample.gt
     y1, y2 = det.xyxy[:, 1], det.xyxy[:, 3]
@@ -201,7 +204,13 @@ def crop_labels(sample: Sample, keep_rows: int, min_visible: float = MIN_VISIBLE
         + _dropped(image, det, mostly, f"less than {min_visible:.0%} of it above the info bar")
         + _dropped(image, det, thin, "thinner than 1 px above the info bar")
     )
-    cropped = Sample(image, sample.width, keep_rows, Detections(xyxy, det.class_id)[keep], ())
+    polygons = ()
+    if sample.polygons:
+        polygons = tuple(
+            None if p is None else np.column_stack([p[:, 0], np.minimum(p[:, 1], keep_rows)])
+            for p, k in zip(sample.polygons, keep) if k
+        )  # fmt: skip
+    cropped = Sample(image, sample.width, keep_rows, Detections(xyxy, det.class_id)[keep], polygons)
     return cropped, drops, clipped
 
 
@@ -216,10 +225,11 @@ def _read_image(path: Path) -> np.ndarray:
 
 
 def load_items(
-    sources: Sequence[Source], remove_info_bar: bool = False, track: Track = _no_track
+    sources: Sequence[Source], remove_info_bar: bool = False, track: Track = _no_track, task: str = "detect"
 ) -> tuple[list[Item], list[DroppedLabel], dict]:
     """Every image of every source as an Item, boxes clipped to the image and, with ``remove_info_bar``,
-    real images cut above their information bar. Returns (items, dropped labels, crop report)."""
+    real images cut above their information bar. Returns (items, dropped labels, crop report).
+    ``task="segment"``: each sample carries an outline per box (from its instance mask, else its polygon)."""
     items: list[Item] = []
     drops: list[DroppedLabel] = []
     crops = {"cropped": [], "clipped_labels": 0}
@@ -233,6 +243,8 @@ def load_items(
                     f"labels are for a {sample.width}x{sample.height} image but the image is {width}x{height}",
                     sample.image_path,
                 )
+            if task == "segment":
+                sample = replace(sample, polygons=tuple(sample_polygons(sample)))
             sample, dropped = clip_to_image(sample)
             drops += dropped
             keep_rows = find_info_bar(_read_image(sample.image_path)) if cut else None
@@ -420,6 +432,21 @@ def yolo_lines(det: Detections, width: int, height: int) -> str:
     return "".join(f"{c} {a:.6f} {b:.6f} {d:.6f} {e:.6f}\n" for c, a, b, d, e in zip(det.class_id, cx, cy, w, h))
 
 
+def segment_lines(sample: Sample) -> tuple[str, int]:
+    """ultralytics segment label text ``class x1 y1 x2 y2 ...`` (normalised, 6 decimals), one particle a
+    line, and how many particles had no outline (written as their box's rectangle)."""
+    w, h = sample.width, sample.height
+    polys = list(sample.polygons) if sample.polygons else [None] * len(sample.gt)
+    lines, boxes_only = [], 0
+    for (x0, y0, x1, y1), c, poly in zip(sample.gt.xyxy.astype(np.float64), sample.gt.class_id, polys):
+        if poly is None or len(poly) < 3:
+            poly = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]])
+            boxes_only += 1
+        xy = np.clip(np.asarray(poly, np.float64) / [w, h], 0.0, 1.0)
+        lines.append(f"{c} " + " ".join(f"{v:.6f}" for v in xy.ravel()) + "\n")
+    return "".join(lines), boxes_only
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.") or "img"
 
@@ -475,7 +502,8 @@ def data_yaml_text(out: Path, n_splits: int) -> str:
 
 
 def _write_tree(
-    tmp: Path, out: Path, splits: Sequence[Sequence[Item]], sources: Sequence[Source], copy: bool, track: Track
+    tmp: Path, out: Path, splits: Sequence[Sequence[Item]], sources: Sequence[Source], copy: bool, track: Track,
+    task: str = "detect", counts: dict | None = None,
 ) -> dict[str, list[dict]]:
     files: dict[str, list[dict]] = {}
     for name, part in zip(SPLIT_NAMES, splits):
@@ -485,7 +513,13 @@ def _write_tree(
         for item, fname in zip(track(part, f"writing {name}"), output_names(part, sources)):
             s = item.sample
             _place_image(item, tmp / name / "images" / fname, copy)
-            (tmp / name / "labels" / (Path(fname).stem + ".txt")).write_text(yolo_lines(s.gt, s.width, s.height))
+            if task == "segment":
+                text, boxes_only = segment_lines(s)
+                if counts is not None:
+                    counts["box_outlines"] = counts.get("box_outlines", 0) + boxes_only
+            else:
+                text = yolo_lines(s.gt, s.width, s.height)
+            (tmp / name / "labels" / (Path(fname).stem + ".txt")).write_text(text)
             files[name].append({"file": fname, "source": str(s.image_path), **class_totals([item])})
     (tmp / "data.yaml").write_text(data_yaml_text(out, len(splits)))
     return files
@@ -546,10 +580,12 @@ def build_dataset(sources: Sequence[Source], out: str | Path, options: BuildOpti
         # --overwrite replaces the output folder whole: an input inside it would be deleted
         raise InputError("output folder must not be an input folder, inside one, or hold one", out)
     check_output(out, options.overwrite)
+    if options.task not in TASKS:
+        raise InputError(f"unknown task {options.task!r}; choose one of {', '.join(TASKS)}")
     rng = np.random.default_rng(options.seed)
 
     with collect(strict=options.strict) as log:
-        items, drops, crops = load_items(sources, options.remove_info_bar, track)
+        items, drops, crops = load_items(sources, options.remove_info_bar, track, options.task)
     loaded, before = items, class_totals(items)
     if sum(before.values()) == 0:
         raise InputError("no labelled particles in the inputs: the dataset would be empty", sources[0].path)
@@ -565,7 +601,8 @@ def build_dataset(sources: Sequence[Source], out: str | Path, options: BuildOpti
     except OSError as e:
         raise InputError(f"cannot write the output folder: {e.strerror or e}", e.filename or out.parent) from None
     try:
-        files = _write_tree(tmp, out, splits, sources, options.copy, track)
+        outline_counts: dict[str, int] = {}
+        files = _write_tree(tmp, out, splits, sources, options.copy, track, options.task, outline_counts)
         stats = {
             "created_by": "detector build-dataset",
             "out": str(out),
@@ -576,6 +613,7 @@ def build_dataset(sources: Sequence[Source], out: str | Path, options: BuildOpti
                 "max_objects_per_class": options.max_objects_per_class,
                 "remove_info_bar": options.remove_info_bar,
                 "copy": options.copy,
+                "task": options.task,
             },
             "classes": dict(enumerate(CLASS_NAMES)),
             "sources": [_source_stats(i, s, loaded, items) for i, s in enumerate(sources)],
@@ -584,6 +622,7 @@ def build_dataset(sources: Sequence[Source], out: str | Path, options: BuildOpti
             "table": table,
             "info_bar": {"cropped_images": crops["cropped"], "clipped_labels": crops["clipped_labels"]},
             "dropped_labels": [d.to_json() for d in drops],
+            **({"outlines": {"from_box": outline_counts.get("box_outlines", 0)}} if options.task == "segment" else {}),
             "warnings": {"total": log.total, **dict(log.counts), "lines": log.lines},
             "files": files,
         }

@@ -73,7 +73,11 @@ def _to_detections(result, class_map: dict[int, int]) -> Detections:
     cls = boxes.cls.cpu().numpy().astype(np.int64)
     keep = np.isin(cls, list(class_map))
     mapped = np.array([class_map[c] for c in cls[keep]], np.int64)
-    return Detections(boxes.xyxy.cpu().numpy()[keep], mapped, boxes.conf.cpu().numpy()[keep])
+    polygons = None
+    if getattr(result, "masks", None) is not None:  # a segmentation model: outlines in the input's pixels
+        # ultralytics' contour points are pixel indices; +0.5: through the boundary pixels' centres
+        polygons = tuple(np.asarray(p, np.float64) + 0.5 if len(p) >= 3 else None for p, k in zip(result.masks.xy, keep) if k)
+    return Detections(boxes.xyxy.cpu().numpy()[keep], mapped, boxes.conf.cpu().numpy()[keep], polygons)
 
 
 def trained_imgsz(model, default: int = 416) -> int:

@@ -447,14 +447,30 @@ def write_predictions(
     nm_per_px: float | None = None,
     save: str | None = None,
     annotated: bool = True,
+    measurements: Sequence[Sequence] | None = None,
+    mask_source: str | None = None,
+    include_border: bool = False,
 ) -> list[SizeStats]:
-    """detections.csv, counts.csv, sizes_<class>.png, summary.json, annotated/ and coco/ or labelme/."""
+    """detections.csv, counts.csv, sizes_<class>.png, summary.json, annotated/ and coco/ or labelme/.
+
+    `measurements` (detector.measure.Measurement or None, per detection of each image) add the mask
+    columns (area, ECD, Feret, rectangle, circularity, touches_border, size, mask_source) and the
+    mask-based size statistics (border-touching particles left out unless `include_border`)."""
     stats = prediction_stats(dets, nm_per_px)
     with staged_output(out) as tmp:
         header = ["image", "class", "confidence", "x1", "y1", "x2", "y2", "width_px", "height_px", "diameter_px"]
         if nm_per_px:
             header += ["width_nm", "height_nm", "diameter_nm"]
-        _write_csv(tmp / "detections.csv", header, detection_rows(images, dets, nm_per_px))
+        rows = detection_rows(images, dets, nm_per_px)
+        mask_stats = None
+        if measurements is not None:
+            from detector.mask_report import mask_columns, mask_size_stats, save_mask_histograms
+
+            extra_header, extra = mask_columns(dets, measurements, nm_per_px, mask_source or "model")
+            header, rows = header + extra_header, [r + e for r, e in zip(rows, extra)]
+            mask_stats = mask_size_stats(dets, measurements, nm_per_px, include_border)
+            save_mask_histograms(mask_stats, dets, measurements, nm_per_px, include_border, tmp)
+        _write_csv(tmp / "detections.csv", header, rows)
         _write_csv(
             tmp / "counts.csv",
             ["image", *CLASS_NAMES, "total"],
@@ -470,6 +486,17 @@ def write_predictions(
                 for s in stats
             },
         }
+        if mask_stats is not None:
+            from detector.measure import SIZE_DEFINITION
+
+            summary["mask_source"] = mask_source
+            summary["size_definition"] = SIZE_DEFINITION
+            summary["include_border"] = include_border
+            summary["mask_sizes"] = {
+                s.name: {"count": s.count, "border_excluded": s.border_excluded, "mean": _finite(s.mean), "std": _finite(s.std),
+                         "sem": _finite(s.sem), "median": _finite(s.median), "ci95": [_finite(s.ci95_low), _finite(s.ci95_high)], "unit": s.unit}
+                for s in mask_stats
+            }  # fmt: skip
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2))
         if annotated:
             (tmp / "annotated").mkdir()

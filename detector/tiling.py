@@ -200,7 +200,7 @@ def merge_tiles(
     import torch
     from torchvision.ops import nms
 
-    boxes, classes, confs = [], [], []
+    boxes, classes, confs, polys = [], [], [], []
     for det, win in zip(per_tile, windows):
         if len(det) == 0:
             continue
@@ -209,16 +209,20 @@ def merge_tiles(
         boxes.append(xyxy[keep])
         classes.append(det.class_id[keep])
         confs.append((det.confidence if det.confidence is not None else np.ones(len(det)))[keep])
+        tile_polys = det.polygons if det.polygons is not None else (None,) * len(det)
+        polys.extend(None if p is None else p + [win[0], win[1]] for p, k in zip(tile_polys, keep) if k)
     if not boxes or sum(len(b) for b in boxes) == 0:
         return Detections.empty(with_confidence=True)
     xyxy, cls, conf = np.concatenate(boxes), np.concatenate(classes), np.concatenate(confs)
     keep = nms(torch.as_tensor(xyxy), torch.as_tensor(conf, dtype=torch.float64), iou).numpy()
     keep = np.sort(keep)
-    return Detections(xyxy[keep], cls[keep], conf[keep])
+    outlines = tuple(polys[i] for i in keep) if any(p is not None for p in polys) else None
+    return Detections(xyxy[keep], cls[keep], conf[keep], outlines)
 
 
 def scale_detections(det: Detections, factor: float) -> Detections:
     """Boxes divided by `factor`: from a resized image back to the original's pixels."""
     if len(det) == 0 or factor == 1.0:
         return det
-    return Detections(det.xyxy.astype(np.float64) / factor, det.class_id, det.confidence)
+    polys = None if det.polygons is None else tuple(None if p is None else p / factor for p in det.polygons)
+    return Detections(det.xyxy.astype(np.float64) / factor, det.class_id, det.confidence, polys)

@@ -55,7 +55,7 @@ import yaml
 
 from detector import yolo_env
 from synthgen.formats import IMAGE_SUFFIXES, image_size, parse_yolo
-from detector.models import model_cfg
+from detector.models import arch_for_task, model_cfg
 from synthgen.atomic import write_text_atomic
 from synthgen.classes import canonical_class
 from synthgen.errors import InputError
@@ -162,11 +162,11 @@ def _label_path(image: Path) -> Path:
     return Path(*parts).with_suffix(".txt")
 
 
-def check_labels(data: dict) -> int:
+def check_labels(data: dict, task: str = "detect") -> int:
     """Parse every YOLO label file of the resolved dataset; the first defect is an InputError (file, line).
 
     An image without a label file is a background image (as ultralytics reads it). Returns the number
-    of label files checked.
+    of label files checked. ``task="segment"``: outline lines (detector.segmentation).
     """
     nc = int(data["nc"])
     checked = 0
@@ -183,6 +183,12 @@ def check_labels(data: dict) -> int:
                     raise InputError("label file is not UTF-8 text", label) from None
                 except OSError as e:
                     raise InputError(f"cannot read label file: {e.strerror}", label) from None
+                if task == "segment":
+                    from detector.segmentation import check_segment_text
+
+                    check_segment_text(text, label, nc)
+                    checked += 1
+                    continue
                 width, height = image_size(image)  # pixel sizes: sub-pixel boxes are judged as the parser does
                 parse_yolo(text, width, height, source=label, n_classes=nc)
                 checked += 1
@@ -527,6 +533,7 @@ def train(
     plots: bool = True,
     seed: int = 0,
     callbacks: dict[str, Callable[[Any], None]] | None = None,
+    task: str = "detect",
     **overrides: Any,
 ) -> TrainResult:
     """Train `arch` on `data_yaml` into `out_dir` (layout in the module docstring), offline.
@@ -536,7 +543,13 @@ def train(
     `overrides` go to ultralytics' train() as they are (e.g. val=False, close_mosaic=0).
     `weights` (a .pt or "shipped") fine-tunes that model instead of training `arch` from scratch;
     `imgsz` None is the paper's 416 from scratch, the starting model's own size when fine-tuning.
+    `task` "segment" trains the ``-seg`` model of `arch` on outline labels; with `weights` from a
+    detector, the Segment model of its backbone starts from every matching layer (detector.segmentation).
     """
+    if task not in ("detect", "segment"):
+        raise InputError(f"unknown task {task!r}; choose detect or segment")
+    if arch.endswith("-seg"):
+        task = "segment"
     out_dir = Path(out_dir).resolve()
     if checkpoint_every is None:  # a resumed run keeps its own (run.json), a new one gets the default
         saved = {}
@@ -589,12 +602,19 @@ def train(
         kwargs = {"resume": str(last), "data": str(out_dir / "data.yaml"), "save_dir": str(out_dir), "plots": plots}
     else:
         start = resolve_weights(weights) if weights is not None else None
+        if task == "segment" and start is None:
+            arch = arch_for_task(arch, "segment")
         cfg = model_cfg(arch) if start is None else None
         if last.is_file() or (out_dir / CHECKPOINTS_JSON).is_file():
             raise InputError("run folder already holds a run: pass --resume to continue it, or choose another --out", out_dir)
         data = resolve_data_yaml(data_yaml)
-        check_labels(data)
-        model = yolo_env.load_model(start or cfg)
+        check_labels(data, task)
+        if task == "segment" and start is not None:
+            from detector.segmentation import segment_model_from
+
+            model, arch = segment_model_from(start, arch or None)
+        else:
+            model = yolo_env.load_model(start or cfg)
         if start is not None:
             from detector.predict import trained_imgsz
 

@@ -369,8 +369,14 @@ def load_model(weights_or_cfg: str | Path) -> Any:
     if path.suffix not in (".pt", ".yaml", ".yml"):
         raise InputError("a model is a .pt checkpoint, an .onnx file, a *_openvino_model folder or a .yaml model config", path)
     YOLO = yolo_class()
+    if path.suffix == ".pt":
+        task = None  # a checkpoint knows its task (detect or segment)
+    else:
+        from detector.models import yaml_task
+
+        task = yaml_task(path)
     try:
-        return YOLO(str(path), task="detect")
+        return YOLO(str(path), task=task)
     except (RuntimeError, KeyError, ValueError, EOFError, TypeError, pickle.UnpicklingError) as e:  # a bad file
         raise InputError(f"cannot load model: {_first_line(e, path)}", path) from None
 

@@ -15,6 +15,8 @@ class Detections:
     xyxy: np.ndarray  # (n, 4) float32
     class_id: np.ndarray  # (n,) int64
     confidence: np.ndarray | None = None  # (n,) float32, None for labels
+    # one (k, 2) float outline in absolute px (or None) per box; None: boxes only (a box-only model)
+    polygons: tuple | None = None
 
     def __post_init__(self) -> None:
         xyxy = np.asarray(self.xyxy, dtype=np.float32).reshape(-1, 4)
@@ -28,6 +30,11 @@ class Detections:
             if len(conf) != len(xyxy):
                 raise ValueError(f"{len(xyxy)} boxes but {len(conf)} confidences")
             object.__setattr__(self, "confidence", conf)
+        if self.polygons is not None:
+            polys = tuple(None if p is None else np.asarray(p, np.float64).reshape(-1, 2) for p in self.polygons)
+            if len(polys) != len(xyxy):
+                raise ValueError(f"{len(xyxy)} boxes but {len(polys)} polygons")
+            object.__setattr__(self, "polygons", polys)
 
     @classmethod
     def empty(cls, with_confidence: bool = False) -> Detections:
@@ -44,10 +51,14 @@ class Detections:
         conf = None
         if all(p.confidence is not None for p in parts):
             conf = np.concatenate([p.confidence for p in parts])
+        polys = None
+        if any(p.polygons is not None for p in parts):
+            polys = tuple(q for p in parts for q in (p.polygons if p.polygons is not None else (None,) * len(p)))
         return cls(
             np.concatenate([p.xyxy for p in parts]),
             np.concatenate([p.class_id for p in parts]),
             conf,
+            polys,
         )
 
     def __len__(self) -> int:
@@ -57,10 +68,17 @@ class Detections:
         """A subset by boolean mask, index array or slice."""
         if isinstance(index, int):
             index = [index]
+        polys = None
+        if self.polygons is not None:
+            holder = np.empty(len(self.polygons), dtype=object)
+            for i, p in enumerate(self.polygons):  # one by one: equal-shaped arrays would be broadcast
+                holder[i] = p
+            polys = tuple(holder[index])
         return Detections(
             self.xyxy[index],
             self.class_id[index],
             None if self.confidence is None else self.confidence[index],
+            polys,
         )
 
     @property
@@ -77,3 +95,4 @@ class Sample:
     height: int
     gt: Detections = field(default_factory=Detections.empty)
     polygons: tuple = ()  # empty, or one (k, 2) float array (or None) per gt box
+    mask_path: Path | None = None  # 16-bit instance mask beside images/ (masks/<stem>.png; value k+1 = gt box k)

@@ -30,6 +30,7 @@ from PIL import Image, UnidentifiedImageError
 from synthgen.annotations import Detections, Sample
 from synthgen.classes import CLASS_NAMES, canonical_class
 from synthgen.errors import InputError
+from synthgen.instance_masks import mask_file_for
 from synthgen.warnings_log import (
     IMAGE_SKIPPED,
     IMAGE_WITHOUT_LABELS,
@@ -376,14 +377,26 @@ def parse_coco(data: dict, source: str | Path | None = None) -> dict[str, tuple[
             boxes.append([x, y, x + w, y + h])
             classes.append(CLASS_NAMES.index(canonical_class(cats[a["category_id"]])))
             seg = a.get("segmentation")
-            polys.append(
-                np.asarray(seg[0], dtype=np.float64).reshape(-1, 2)
-                if isinstance(seg, list) and seg and len(seg[0]) >= 6
-                else None
-            )
+            polys.append(_largest_ring(seg))
         det = Detections(np.array(boxes).reshape(-1, 4), np.array(classes, dtype=np.int64))
         out[Path(im["file_name"]).name] = (int(im.get("width", 0)), int(im.get("height", 0)), det, polys)
     return out
+
+
+def _largest_ring(seg) -> np.ndarray | None:
+    """The largest polygon of a COCO segmentation (a particle partly covered shows as several parts)."""
+    if not isinstance(seg, list):
+        return None
+    rings = []
+    for r in seg:
+        try:
+            a = np.asarray(r, dtype=np.float64).reshape(-1, 2)
+        except (TypeError, ValueError):
+            continue
+        if len(a) >= 3 and np.isfinite(a).all():
+            x, y = a[:, 0], a[:, 1]
+            rings.append((abs(float(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1)))) / 2, a))
+    return max(rings, key=lambda t: t[0])[1] if rings else None
 
 
 def _load_json(path: Path) -> dict:
@@ -519,7 +532,7 @@ def read_labelled_folder(folder: str | Path, names: Sequence[str] | None = None)
             warn("image has no label file: taken as an image without particles", image, kind=IMAGE_WITHOUT_LABELS)
             w, h = size
             det = Detections.empty()
-        samples.append(Sample(image, int(w), int(h), det, tuple(polys)))
+        samples.append(Sample(image, int(w), int(h), det, tuple(polys), mask_file_for(image)))
     if unknown_by_file:
         first = next(iter(unknown_by_file))
         all_unknown = [n for ns in unknown_by_file.values() for n in ns]

@@ -17,6 +17,11 @@ from detector.dataset import CLASS_NAMES, SPLIT_NAMES, BuildOptions, build_datas
 from synthgen.cli._common import input_errors_exit
 
 
+class Task(str, Enum):
+    detect = "detect"
+    segment = "segment"
+
+
 class Balance(str, Enum):
     none = "none"
     objects = "objects"
@@ -75,6 +80,14 @@ def build_dataset_cmd(
             help="Detect the SEM text/scale bar strip at the bottom of real images and crop it; labels in it are dropped.",
         ),
     ] = False,
+    task: Annotated[
+        Task,
+        typer.Option(
+            help="detect: box labels (class cx cy w h; also for labelImg). segment: ultralytics outline labels "
+            "(class x1 y1 ...) from instance masks (masks/ beside images/), COCO or labelme polygons; a particle "
+            "without one gets its box's rectangle (counted in stats.json).",
+        ),
+    ] = Task.detect,
     seed: Annotated[int, typer.Option(min=0, help="Seed for balancing and splitting (an integer >= 0).")] = 0,
     copy: Annotated[bool, typer.Option("--copy", help="Copy images instead of hard-linking them.")] = False,
     overwrite: Annotated[
@@ -103,6 +116,7 @@ def build_dataset_cmd(
             copy=copy,
             overwrite=overwrite,
             strict=strict,
+            task=task.value,
         )
         result = build_dataset(sources, out, options, track=_track)
     console = Console()
@@ -118,4 +132,7 @@ def build_dataset_cmd(
         console.print(f"{len(dropped)} label(s) dropped (listed in stats.json)")
     if result.warnings_summary:
         console.print(f"warnings: {result.warnings_summary} (listed above and in stats.json; --strict makes them errors)", soft_wrap=True)
+    outlines = result.stats.get("outlines")
+    if outlines and outlines["from_box"]:
+        console.print(f"{outlines['from_box']} particle(s) had no outline: written as their box's rectangle")
     console.print(f"wrote {result.data_yaml}")

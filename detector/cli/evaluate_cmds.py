@@ -39,6 +39,13 @@ class SaveFormat(str, Enum):
     labelme = "labelme"
 
 
+class MaskSource(str, Enum):
+    auto = "auto"
+    model = "model"
+    threshold = "threshold"
+    none = "none"
+
+
 class Polarity(str, Enum):
     auto = "auto"
     bright = "bright"
@@ -211,6 +218,15 @@ def predict_cmd(
         Optional[SaveFormat],
         typer.Option(help="Also write the boxes with a copy of the images for correction in an annotation tool (coco: one annotations.json; labelme: one json per image).")
     ] = None,
+    masks: Annotated[
+        MaskSource,
+        typer.Option(help="Where particle masks (area, ECD, Feret, circularity) come from: model (a segmentation model's outlines), "
+                     "threshold (Otsu inside each detected box, polarity from the box border vs centre), auto (model's when it "
+                     "segments, else threshold), none (box-based sizes only)."),
+    ] = MaskSource.auto,
+    include_border: Annotated[
+        bool, typer.Option("--include-border", help="Keep particles touching the image border in the mask-based size statistics (counted either way).")
+    ] = False,
 ) -> None:
     """Detect and measure particles: annotated images, detections.csv, counts.csv, size histograms, summary.json.
 
@@ -251,7 +267,19 @@ def predict_cmd(
                 progress.advance(task)
         if not images:
             raise InputError(f"none of the {skipped} image(s) could be read")
-        stats = write_predictions(images, sizes, dets, out, nm_per_px=nm_per_px, save=save.value if save else None)
+        measurements, source = None, None
+        if masks != MaskSource.none:
+            from detector.measure import measure_detections, with_threshold_outlines
+            from detector.predict import read_image
+
+            source = masks.value if masks != MaskSource.auto else ("model" if model.task == "segment" else "threshold")
+            if source == "model" and model.task != "segment":
+                raise InputError("--masks model needs a segmentation model (detector train --task segment); this one only detects boxes", weights)
+            if source == "threshold":
+                dets = [with_threshold_outlines(read_image(p), d)[0] for p, d in zip(images, dets)]
+            measurements = [measure_detections(d, w, h) for d, (w, h) in zip(dets, sizes)]
+        stats = write_predictions(images, sizes, dets, out, nm_per_px=nm_per_px, save=save.value if save else None,
+                                  measurements=measurements, mask_source=source, include_border=include_border)  # fmt: skip
     if skipped:
         _err.print(f"skipped {skipped} unreadable image(s); predicted {len(images)}", highlight=False)
     t = Table(title=f"{len(images)} images, {sum(len(d) for d in dets)} particles (equivalent diameter)")

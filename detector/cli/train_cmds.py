@@ -16,6 +16,13 @@ from synthgen.cli._common import input_errors_exit
 class Arch(str, Enum):
     yolov3_tiny = "yolov3-tiny"
     yolov4_tiny = "yolov4-tiny"
+    yolov3_tiny_seg = "yolov3-tiny-seg"
+    yolov4_tiny_seg = "yolov4-tiny-seg"
+
+
+class Task(str, Enum):
+    detect = "detect"
+    segment = "segment"
 
 
 # option -> (lowest, highest, lowest is allowed); the same ranges as the --help texts and detector.train.
@@ -82,6 +89,11 @@ def train_cmd(
     ] = None,
     cache: Annotated[bool, typer.Option(help="Decode every image once and keep it in RAM.")] = True,
     plots: Annotated[bool, typer.Option(help="Write ultralytics' plots (labels, batches, curves).")] = True,
+    task: Annotated[
+        Task,
+        typer.Option(help="detect: boxes. segment: the -seg model of --arch (ultralytics' Segment head, same backbone) on "
+                     "outline labels (build-dataset --task segment); with --weights from a detector, every matching layer is kept."),
+    ] = Task.detect,
 ) -> None:
     """Train a YOLO-tiny cube/sphere detector, offline, on CUDA or all CPU cores."""
     bad = _out_of_range(imgsz=imgsz, epochs=epochs, batch=batch, lr=lr, checkpoint_every=checkpoint_every, workers=workers)
@@ -101,6 +113,7 @@ def train_cmd(
             arch.value if arch else "", data, out, imgsz=imgsz, epochs=epochs, batch=batch, lr=lr,
             checkpoint_every=checkpoint_every, device=device, resume=resume, weights=weights, workers=workers,
             cache="ram" if cache else False, plots=plots,
+            task="segment" if task == Task.segment or (arch and arch.value.endswith("-seg")) else "detect",
         )
     if result.note:
         typer.echo(f"{result.run_dir}: {result.note}", err=True)

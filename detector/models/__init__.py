@@ -9,6 +9,8 @@ from synthgen.errors import InputError
 
 MODELS_DIR = Path(__file__).resolve().parent
 ARCHS = ("yolov3-tiny", "yolov4-tiny")
+SEG_ARCHS = ("yolov3-tiny-seg", "yolov4-tiny-seg")  # the same backbones with ultralytics' Segment head
+SEG_SUFFIX = "-seg"
 
 
 def _ultralytics_cfg(rel: str) -> Path:
@@ -24,4 +26,19 @@ def model_cfg(arch: str) -> Path:
         return _ultralytics_cfg("v3/yolov3-tiny.yaml")
     if arch == "yolov4-tiny":
         return MODELS_DIR / "yolov4-tiny.yaml"
-    raise InputError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}")
+    if arch in SEG_ARCHS:
+        return MODELS_DIR / f"{arch}.yaml"
+    raise InputError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS + SEG_ARCHS)}")
+
+
+def arch_for_task(arch: str, task: str) -> str:
+    """The architecture name for a task: ``yolov4-tiny`` + segment -> ``yolov4-tiny-seg`` (and back for detect)."""
+    base = arch.removesuffix(SEG_SUFFIX)
+    return base + SEG_SUFFIX if task == "segment" else base
+
+
+def yaml_task(path: str | Path) -> str:
+    """``segment`` for a model YAML whose head is ultralytics' Segment, else ``detect``."""
+    import re
+
+    return "segment" if re.search(r"\bSegment\b", Path(path).read_text(encoding="utf-8", errors="replace")) else "detect"

@@ -1,0 +1,88 @@
+"""Mask-based columns, statistics and histograms for `detector predict` (report.py calls these)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from detector.measure import SizeSummary, particle_size, size_summary
+from synthgen.annotations import Detections
+from synthgen.classes import CLASS_NAMES
+
+MASK_COLUMNS = [
+    "mask_source", "area_px", "ecd_px", "feret_max_px", "feret_min_px", "rect_long_px", "rect_short_px",
+    "aspect_ratio", "circularity", "touches_border", "size_px", "size_basis",
+]  # fmt: skip
+NM_COLUMNS = ["area_nm2", "ecd_nm", "feret_max_nm", "feret_min_nm", "size_nm"]
+
+
+def mask_columns(dets: Sequence[Detections], measurements: Sequence[Sequence], nm_per_px: float | None, source: str) -> tuple[list[str], list[list]]:
+    """Header and one row per detection (in detection_rows' order); a detection without a mask gets its
+    box-based size (size_basis ``box``)."""
+    header = MASK_COLUMNS + (NM_COLUMNS if nm_per_px else [])
+    rows = []
+    for det, ms in zip(dets, measurements):
+        wh = det.wh.astype(np.float64)
+        for c, m, (w, h) in zip(det.class_id, ms, wh):
+            name = CLASS_NAMES[int(c)]
+            if m is None:
+                size = float(np.sqrt(max(w * h, 0.0)))
+                row = ["box", None, None, None, None, None, None, None, None, None, size, "box"]
+                nm = [None, None, None, None, size * nm_per_px] if nm_per_px else []
+            else:
+                size = particle_size(m, name)
+                row = [source, m.area_px, m.ecd_px, m.feret_max_px, m.feret_min_px, m.rect_long_px, m.rect_short_px,
+                       m.aspect_ratio, m.circularity, int(m.touches_border), size, "mask"]  # fmt: skip
+                s = nm_per_px or 0.0
+                nm = [m.area_px * s * s, m.ecd_px * s, m.feret_max_px * s, m.feret_min_px * s, size * s] if nm_per_px else []
+            rows.append(row + nm)
+    return header, rows
+
+
+def class_sizes(dets, measurements, k: int, include_border: bool) -> tuple[np.ndarray, int]:
+    """Mask-based sizes (px) of class k over every image, and how many border particles were left out."""
+    sizes, border = [], 0
+    for det, ms in zip(dets, measurements):
+        for c, m in zip(det.class_id, ms):
+            if int(c) != k or m is None:
+                continue
+            if m.touches_border and not include_border:
+                border += 1
+                continue
+            sizes.append(particle_size(m, CLASS_NAMES[k]))
+    return np.array(sizes, np.float64), border
+
+
+def mask_size_stats(dets, measurements, nm_per_px: float | None, include_border: bool) -> list[SizeSummary]:
+    unit, scale = ("nm", nm_per_px) if nm_per_px else ("px", 1.0)
+    out = []
+    for k, name in enumerate(CLASS_NAMES):
+        sizes, border = class_sizes(dets, measurements, k, include_border)
+        out.append(size_summary(name, sizes * scale, border, unit))
+    return out
+
+
+def save_mask_histograms(stats, dets, measurements, nm_per_px, include_border: bool, folder: Path) -> list[str]:
+    """mask_sizes_<class>.png: histogram of the class's size (SIZE_DEFINITION) with mean, 95 % CI, median."""
+    from detector.report import _plt
+
+    plt = _plt()
+    scale = nm_per_px or 1.0
+    written = []
+    for k, (name, st) in enumerate(zip(CLASS_NAMES, stats)):
+        sizes = class_sizes(dets, measurements, k, include_border)[0] * scale
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        if len(sizes):
+            ax.hist(sizes, bins=min(30, max(5, len(sizes) // 5)), color="tab:blue" if k == 0 else "tab:orange", edgecolor="black")
+        ax.set_xlabel(f"{'edge length' if name == 'cube' else 'ECD'} from masks ({st.unit})")
+        ax.set_ylabel("particles")
+        title = f"{name}: n={st.count}" + (f", mean {st.mean:.1f} (95% CI {st.ci95_low:.1f}-{st.ci95_high:.1f}), median {st.median:.1f}" if st.count > 1 else "")
+        ax.set_title(title + (f"; {st.border_excluded} at the border left out" if st.border_excluded else ""), fontsize=8)
+        fig.tight_layout()
+        fname = f"mask_sizes_{name}.png"
+        fig.savefig(folder / fname, dpi=110)
+        plt.close(fig)
+        written.append(fname)
+    return written

@@ -1,0 +1,161 @@
+"""Per-particle pixel masks: from instance-mask images, from polygons, and back to polygons.
+
+Conventions. A polygon's vertices are continuous image coordinates (pixel (row i, column j) covers
+[j, j+1) x [i, i+1), its centre is (j + 0.5, i + 0.5)). A polygon made from a pixel mask runs through
+the centres of the mask's boundary pixels; rasterising a polygon marks the pixels whose centres lie
+inside or on it. So mask -> polygon -> mask gives the same pixels back for a mask of one part without
+holes, and sizes measured on either agree.
+
+An instance-mask image (``masks/<stem>.png`` beside ``images/``, 16-bit, value k+1 = the particle on
+line k of the label file, 0 = background) gives every labelled particle its exact pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from synthgen.annotations import Sample
+
+MASK_SUFFIX = ".png"
+
+
+@dataclass(frozen=True)
+class ParticleMask:
+    """One particle's pixels: a boolean crop whose top-left pixel is (x0, y0) in the image."""
+
+    x0: int
+    y0: int
+    mask: np.ndarray  # (h, w) bool
+
+    @property
+    def area(self) -> int:
+        return int(self.mask.sum())
+
+    def full(self, width: int, height: int) -> np.ndarray:
+        """The mask on a (height, width) canvas (cropped where it lies outside)."""
+        out = np.zeros((height, width), bool)
+        h, w = self.mask.shape
+        xa, ya = max(self.x0, 0), max(self.y0, 0)
+        xb, yb = min(self.x0 + w, width), min(self.y0 + h, height)
+        if xb > xa and yb > ya:
+            out[ya:yb, xa:xb] = self.mask[ya - self.y0 : yb - self.y0, xa - self.x0 : xb - self.x0]
+        return out
+
+
+def mask_file_for(image: str | Path) -> Path | None:
+    """``masks/<stem>.png`` beside the image's ``images/`` folder (or beside the image), when it exists."""
+    image = Path(image)
+    folders = [image.parent / "masks"]
+    if image.parent.name == "images":
+        folders.insert(0, image.parent.parent / "masks")
+    return next((f / (image.stem + MASK_SUFFIX) for f in folders if (f / (image.stem + MASK_SUFFIX)).is_file()), None)
+
+
+def _box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
+    area_a = np.prod(a[:, 2:] - a[:, :2], axis=1)
+    area_b = np.prod(b[:, 2:] - b[:, :2], axis=1)
+    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
+
+
+def gt_mask_values(labels: np.ndarray, gt_xyxy: np.ndarray) -> list[int | None]:
+    """The mask value of each labelled box: k+1 for box k when the mask holds exactly that many values
+    (the EMPS convention); otherwise (lines skipped as flawed, say) the value whose pixel box matches
+    the labelled box best (IoU >= 0.5), or None."""
+    from synthgen.extract import mask_boxes
+
+    boxes = mask_boxes(labels)
+    n = len(gt_xyxy)
+    if n == 0:
+        return []
+    if boxes and max(boxes) == n:
+        return [k + 1 if k + 1 in boxes else None for k in range(n)]
+    if not boxes:
+        return [None] * n
+    values = np.array(sorted(boxes))
+    iou = _box_iou(np.asarray(gt_xyxy, np.float64), np.array([boxes[v] for v in values], np.float64))
+    out: list[int | None] = [None] * n
+    used = set()
+    for k in np.argsort(-iou.max(axis=1)):
+        for j in np.argsort(-iou[k]):
+            if iou[k, j] < 0.5:
+                break
+            if j not in used:
+                out[k] = int(values[j])
+                used.add(j)
+                break
+    return out
+
+
+def masks_from_labels(labels: np.ndarray, values: list[int | None]) -> list[ParticleMask | None]:
+    """A ParticleMask (tight crop) for each mask value; None where the value is None or absent."""
+    from synthgen.extract import mask_boxes
+
+    boxes = mask_boxes(labels)
+    out: list[ParticleMask | None] = []
+    for v in values:
+        if v is None or v not in boxes:
+            out.append(None)
+            continue
+        x0, y0, x1, y1 = (int(c) for c in boxes[v])
+        out.append(ParticleMask(x0, y0, labels[y0:y1, x0:x1] == v))
+    return out
+
+
+def rasterize(polygon: np.ndarray, width: int | None = None, height: int | None = None) -> ParticleMask:
+    """The pixels whose centres lie inside or on `polygon` ((k, 2) image coordinates), as a tight crop
+    (clipped to the image when its size is given)."""
+    pts = np.asarray(polygon, np.float64).reshape(-1, 2) - 0.5  # pixel-centre coordinates = indices
+    x0, y0 = int(np.floor(pts[:, 0].min())), int(np.floor(pts[:, 1].min()))
+    x1, y1 = int(np.ceil(pts[:, 0].max())) + 1, int(np.ceil(pts[:, 1].max())) + 1
+    if width is not None:
+        x0, x1 = max(x0, 0), min(x1, width)
+    if height is not None:
+        y0, y1 = max(y0, 0), min(y1, height)
+    if x1 <= x0 or y1 <= y0:
+        return ParticleMask(max(x0, 0), max(y0, 0), np.zeros((0, 0), bool))
+    crop = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    shift = 4  # sub-pixel vertices (1/16 px)
+    fixed = np.round((pts - [x0, y0]) * (1 << shift)).astype(np.int32)
+    cv2.fillPoly(crop, [fixed], 1, lineType=cv2.LINE_8, shift=shift)
+    return ParticleMask(x0, y0, crop.astype(bool))
+
+
+def mask_polygon(pm: ParticleMask) -> np.ndarray | None:
+    """The outline of the mask's largest part through its boundary pixels' centres, (k, 2) image
+    coordinates; None for an empty mask."""
+    if pm.mask.size == 0 or not pm.mask.any():
+        return None
+    padded = np.pad(pm.mask.astype(np.uint8), 1)
+    contours, _ = cv2.findContours(padded, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    if not contours:
+        return None
+    best = max(contours, key=lambda c: (cv2.contourArea(c), len(c)))
+    pts = best.reshape(-1, 2).astype(np.float64) - 1 + [pm.x0, pm.y0] + 0.5
+    return pts
+
+
+def sample_masks(sample: Sample) -> list[ParticleMask | None]:
+    """Every labelled particle's pixels: from the sample's instance-mask image when it has one, else
+    rasterised from its polygon; None for a particle with neither."""
+    n = len(sample.gt)
+    if sample.mask_path is not None:
+        from synthgen.extract import read_instance_mask
+
+        labels = read_instance_mask(Path(sample.mask_path), sample.width, sample.height)
+        return masks_from_labels(labels, gt_mask_values(labels, sample.gt.xyxy))
+    polys = list(sample.polygons) if sample.polygons else [None] * n
+    return [None if p is None else rasterize(p, sample.width, sample.height) for p in polys]
+
+
+def sample_polygons(sample: Sample) -> list[np.ndarray | None]:
+    """Every labelled particle's outline: from its instance mask when the sample has one, else its polygon."""
+    if sample.mask_path is None:
+        return list(sample.polygons) if sample.polygons else [None] * len(sample.gt)
+    return [None if m is None else mask_polygon(m) for m in sample_masks(sample)]
