@@ -251,6 +251,8 @@ def predict_cmd(
                 _warn(e)
                 skipped += 1
         model = load_model(weights)
+        if masks == MaskSource.model and model.task != "segment":  # before predicting: fail fast
+            raise InputError("--masks model needs a segmentation model (detector train --task segment); this one only detects boxes", weights)
         dev = select_device(device)
         dets = []
         with Progress(console=_err, transient=True) as progress:
@@ -273,8 +275,6 @@ def predict_cmd(
             from detector.predict import read_image
 
             source = masks.value if masks != MaskSource.auto else ("model" if model.task == "segment" else "threshold")
-            if source == "model" and model.task != "segment":
-                raise InputError("--masks model needs a segmentation model (detector train --task segment); this one only detects boxes", weights)
             if source == "threshold":
                 dets = [with_threshold_outlines(read_image(p), d)[0] for p, d in zip(images, dets)]
             measurements = [measure_detections(d, w, h) for d, (w, h) in zip(dets, sizes)]
@@ -282,13 +282,29 @@ def predict_cmd(
                                   measurements=measurements, mask_source=source, include_border=include_border)  # fmt: skip
     if skipped:
         _err.print(f"skipped {skipped} unreadable image(s); predicted {len(images)}", highlight=False)
-    t = Table(title=f"{len(images)} images, {sum(len(d) for d in dets)} particles (equivalent diameter)")
-    for col in ("class", "count", "mean", "std", "SEM", "unit"):
-        t.add_column(col, justify="left" if col in ("class", "unit") else "right")
-    for s in stats:
-        t.add_row(s.name, str(s.count), f"{s.mean:.2f}", f"{s.std:.2f}", f"{s.sem:.3f}", s.unit)
-    _out.print(t)
+    _out.print(_size_table(images, dets, stats, measurements, nm_per_px, include_border, source))
     _out.print(f"written to {out}")
+
+
+def _size_table(images, dets, stats, measurements, nm_per_px, include_border: bool, source: str | None) -> Table:
+    """The statistics summary.json leads with: mask-based sizes when masks were measured, else box sizes."""
+    n = f"{len(images)} images, {sum(len(d) for d in dets)} particles"
+    if measurements is None:
+        t = Table(title=f"{n} (box equivalent diameter)")
+        for col in ("class", "count", "mean", "std", "SEM", "unit"):
+            t.add_column(col, justify="left" if col in ("class", "unit") else "right")
+        for s in stats:
+            t.add_row(s.name, str(s.count), f"{s.mean:.2f}", f"{s.std:.2f}", f"{s.sem:.3f}", s.unit)
+        return t
+    from detector.mask_report import mask_size_stats
+
+    t = Table(title=f"{n}; size from {source} masks (cube: edge length, sphere: ECD)")
+    for col in ("class", "measured", "at border, left out", "mean", "std", "median", "95 % CI of mean", "unit"):
+        t.add_column(col, justify="left" if col in ("class", "unit") else "right")
+    for s in mask_size_stats(dets, measurements, nm_per_px, include_border):
+        t.add_row(s.name, str(s.count), str(s.border_excluded), f"{s.mean:.2f}", f"{s.std:.2f}", f"{s.median:.2f}",
+                  f"{s.ci95_low:.2f}-{s.ci95_high:.2f}", s.unit)  # fmt: skip
+    return t
 
 
 @app.command("baseline")
