@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from detector.measure import SizeSummary, particle_size, size_summary
+from detector.predict import equivalent_diameter
 from synthgen.annotations import Detections
 from synthgen.classes import CLASS_NAMES
 
@@ -24,11 +25,10 @@ def mask_columns(dets: Sequence[Detections], measurements: Sequence[Sequence], n
     header = MASK_COLUMNS + (NM_COLUMNS if nm_per_px else [])
     rows = []
     for det, ms in zip(dets, measurements):
-        wh = det.wh.astype(np.float64)
-        for c, m, (w, h) in zip(det.class_id, ms, wh):
+        for c, m, box_size in zip(det.class_id, ms, equivalent_diameter(det)):
             name = CLASS_NAMES[int(c)]
             if m is None:
-                size = float(np.sqrt(max(w * h, 0.0)))
+                size = float(box_size)
                 row = ["box", None, None, None, None, None, None, None, None, None, size, "box"]
                 nm = [None, None, None, None, size * nm_per_px] if nm_per_px else []
             else:
@@ -55,34 +55,21 @@ def class_sizes(dets, measurements, k: int, include_border: bool) -> tuple[np.nd
     return np.array(sizes, np.float64), border
 
 
-def mask_size_stats(dets, measurements, nm_per_px: float | None, include_border: bool) -> list[SizeSummary]:
+def mask_size_stats(class_sizes_px: Sequence[tuple[np.ndarray, int]], nm_per_px: float | None) -> list[SizeSummary]:
+    """Per class (CLASS_NAMES order) statistics of `class_sizes`' output, in nm when a scale is given."""
     unit, scale = ("nm", nm_per_px) if nm_per_px else ("px", 1.0)
-    out = []
-    for k, name in enumerate(CLASS_NAMES):
-        sizes, border = class_sizes(dets, measurements, k, include_border)
-        out.append(size_summary(name, sizes * scale, border, unit))
-    return out
+    return [size_summary(name, sizes * scale, border, unit) for name, (sizes, border) in zip(CLASS_NAMES, class_sizes_px)]
 
 
-def save_mask_histograms(stats, dets, measurements, nm_per_px, include_border: bool, folder: Path) -> list[str]:
+def save_mask_histograms(stats: Sequence[SizeSummary], class_sizes_px: Sequence[tuple[np.ndarray, int]],
+                         nm_per_px: float | None, folder: Path) -> list[str]:  # fmt: skip
     """mask_sizes_<class>.png: histogram of the class's size (SIZE_DEFINITION) with mean, 95 % CI, median."""
-    from detector.report import _plt
+    from detector.report import save_size_histogram
 
-    plt = _plt()
-    scale = nm_per_px or 1.0
     written = []
-    for k, (name, st) in enumerate(zip(CLASS_NAMES, stats)):
-        sizes = class_sizes(dets, measurements, k, include_border)[0] * scale
-        fig, ax = plt.subplots(figsize=(5, 3.5))
-        if len(sizes):
-            ax.hist(sizes, bins=min(30, max(5, len(sizes) // 5)), color="tab:blue" if k == 0 else "tab:orange", edgecolor="black")
-        ax.set_xlabel(f"{'edge length' if name == 'cube' else 'ECD'} from masks ({st.unit})")
-        ax.set_ylabel("particles")
+    for k, (name, st, (sizes, _)) in enumerate(zip(CLASS_NAMES, stats, class_sizes_px)):
         title = f"{name}: n={st.count}" + (f", mean {st.mean:.1f} (95% CI {st.ci95_low:.1f}-{st.ci95_high:.1f}), median {st.median:.1f}" if st.count > 1 else "")
-        ax.set_title(title + (f"; {st.border_excluded} at the border left out" if st.border_excluded else ""), fontsize=8)
-        fig.tight_layout()
-        fname = f"mask_sizes_{name}.png"
-        fig.savefig(folder / fname, dpi=110)
-        plt.close(fig)
-        written.append(fname)
+        title += f"; {st.border_excluded} at the border left out" if st.border_excluded else ""
+        xlabel = f"{'edge length' if name == 'cube' else 'ECD'} from masks ({st.unit})"
+        written.append(save_size_histogram(folder / f"mask_sizes_{name}.png", sizes * (nm_per_px or 1.0), k, xlabel, title, fontsize=8))
     return written

@@ -208,11 +208,10 @@ def bootstrap_ci(values: np.ndarray, n_boot: int = 2000, seed: int = 0) -> tuple
 
 
 def size_summary(name: str, sizes: np.ndarray, border_excluded: int = 0, unit: str = "px", basis: str = "mask") -> SizeSummary:
-    s = np.asarray(sizes, np.float64)
-    n = len(s)
-    nan = float("nan")
-    mean = float(s.mean()) if n else nan
-    std = float(s.std(ddof=1)) if n > 1 else nan
-    sem = std / math.sqrt(n) if n > 1 else nan
-    lo, hi = bootstrap_ci(s)
-    return SizeSummary(name, n, mean, std, sem, float(np.median(s)) if n else nan, lo, hi, border_excluded, unit, basis)
+    """detector.predict.size_stats (count, mean, std, SEM) plus the median and the bootstrap 95 % interval."""
+    from detector.predict import size_stats
+
+    base = size_stats(name, sizes, unit)
+    lo, hi = bootstrap_ci(sizes)
+    median = float(np.median(sizes)) if base.count else float("nan")
+    return SizeSummary(name, base.count, base.mean, base.std, base.sem, median, lo, hi, border_excluded, unit, basis)

@@ -14,6 +14,7 @@ import os
 import shutil
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -349,6 +350,12 @@ def annotate(image_path: Path, det: Detections, class_names: Sequence[str] = CLA
     return im
 
 
+def detection_header(with_nm: bool) -> list[str]:
+    """The columns of detection_rows (and of detections.csv before any mask columns)."""
+    header = ["image", "class", "confidence", "x1", "y1", "x2", "y2", "width_px", "height_px", "diameter_px"]
+    return header + (["width_nm", "height_nm", "diameter_nm"] if with_nm else [])
+
+
 def detection_rows(images: Sequence[Path], dets: Sequence[Detections], nm_per_px: float | None) -> list[list]:
     rows = []
     for path, det in zip(images, dets):
@@ -375,30 +382,34 @@ def prediction_stats(dets: Sequence[Detections], nm_per_px: float | None) -> lis
 
 def save_histograms(dets: Sequence[Detections], nm_per_px: float | None, folder: Path) -> list[str]:
     """sizes_<class>.png: histogram of equivalent diameters with mean ± std in the title."""
-    plt = _plt()
     unit, scale = ("nm", nm_per_px) if nm_per_px else ("px", 1.0)
     written = []
     for k, name in enumerate(CLASS_NAMES):
         sizes = np.concatenate([equivalent_diameter(d)[d.class_id == k] for d in dets]) * scale if dets else np.zeros(0)
         st = size_stats(name, sizes, unit)
-        fig, ax = plt.subplots(figsize=(5, 3.5))
-        if len(sizes):
-            ax.hist(sizes, bins=min(30, max(5, len(sizes) // 5)), color="tab:blue" if k == 0 else "tab:orange", edgecolor="black")
-        ax.set_xlabel(f"equivalent diameter ({unit})")
-        ax.set_ylabel("particles")
         if st.count == 0:
             title = f"{name}: no particles detected"
         elif st.count == 1:
             title = f"{name}: one particle, {st.mean:.1f} {unit}"
         else:
             title = f"{name}: n={st.count}, mean {st.mean:.1f} ± {st.std:.1f} {unit} (SEM {st.sem:.2f})"
-        ax.set_title(title, fontsize=9)
-        fig.tight_layout()
-        fname = f"sizes_{name}.png"
-        fig.savefig(folder / fname, dpi=110)
-        plt.close(fig)
-        written.append(fname)
+        written.append(save_size_histogram(folder / f"sizes_{name}.png", sizes, k, f"equivalent diameter ({unit})", title))
     return written
+
+
+def save_size_histogram(path: Path, sizes: np.ndarray, class_id: int, xlabel: str, title: str, fontsize: int = 9) -> str:
+    """One class's size histogram as a PNG (the figure of sizes_<class>.png and mask_sizes_<class>.png); its file name."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    if len(sizes):
+        ax.hist(sizes, bins=min(30, max(5, len(sizes) // 5)), color="tab:blue" if class_id == 0 else "tab:orange", edgecolor="black")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("particles")
+    ax.set_title(title, fontsize=fontsize)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path.name
 
 
 def coco_predictions_dict(images: Sequence[Path], sizes: Sequence[tuple[int, int]], dets: Sequence[Detections]) -> dict:
@@ -439,37 +450,45 @@ def labelme_dict(image_name: str, width: int, height: int, det: Detections) -> d
     }
 
 
+class PredictionStats(NamedTuple):
+    """What `write_predictions` summarised: box-based statistics, and mask-based ones when measured."""
+
+    boxes: list[SizeStats]
+    masks: list | None  # detector.measure.SizeSummary per class, or None without measurements
+
+
 def write_predictions(
     images: Sequence[Path],
     sizes: Sequence[tuple[int, int]],
     dets: Sequence[Detections],
     out: str | Path,
     nm_per_px: float | None = None,
-    save: str | None = None,
+    save: str | Sequence[str] | None = None,
     annotated: bool = True,
     measurements: Sequence[Sequence] | None = None,
     mask_source: str | None = None,
     include_border: bool = False,
-) -> list[SizeStats]:
-    """detections.csv, counts.csv, sizes_<class>.png, summary.json, annotated/ and coco/ or labelme/.
+) -> PredictionStats:
+    """detections.csv, counts.csv, sizes_<class>.png, summary.json, annotated/ and coco/ and/or labelme/
+    (`save`: one format or several).
 
     `measurements` (detector.measure.Measurement or None, per detection of each image) add the mask
     columns (area, ECD, Feret, rectangle, circularity, touches_border, size, mask_source) and the
-    mask-based size statistics (border-touching particles left out unless `include_border`)."""
+    mask-based size statistics (border-touching particles left out unless `include_border`).
+    Returns the statistics written to summary.json: per class from the boxes, and from the masks."""
     stats = prediction_stats(dets, nm_per_px)
     with staged_output(out) as tmp:
-        header = ["image", "class", "confidence", "x1", "y1", "x2", "y2", "width_px", "height_px", "diameter_px"]
-        if nm_per_px:
-            header += ["width_nm", "height_nm", "diameter_nm"]
+        header = detection_header(bool(nm_per_px))
         rows = detection_rows(images, dets, nm_per_px)
         mask_stats = None
         if measurements is not None:
-            from detector.mask_report import mask_columns, mask_size_stats, save_mask_histograms
+            from detector.mask_report import class_sizes, mask_columns, mask_size_stats, save_mask_histograms
 
             extra_header, extra = mask_columns(dets, measurements, nm_per_px, mask_source or "model")
             header, rows = header + extra_header, [r + e for r, e in zip(rows, extra)]
-            mask_stats = mask_size_stats(dets, measurements, nm_per_px, include_border)
-            save_mask_histograms(mask_stats, dets, measurements, nm_per_px, include_border, tmp)
+            per_class = [class_sizes(dets, measurements, k, include_border) for k in range(len(CLASS_NAMES))]
+            mask_stats = mask_size_stats(per_class, nm_per_px)
+            save_mask_histograms(mask_stats, per_class, nm_per_px, tmp)
         _write_csv(tmp / "detections.csv", header, rows)
         _write_csv(
             tmp / "counts.csv",
@@ -502,17 +521,18 @@ def write_predictions(
             (tmp / "annotated").mkdir()
             for p, d in zip(images, dets):
                 annotate(p, d).save(tmp / "annotated" / f"{p.stem}.png")
-        if save == "coco":
+        saves = (save,) if isinstance(save, str) else tuple(save or ())
+        if "coco" in saves:
             (tmp / "coco").mkdir()
             for p in images:
                 shutil.copyfile(p, tmp / "coco" / p.name)
             (tmp / "coco" / "annotations.json").write_text(json.dumps(coco_predictions_dict(images, sizes, dets)))
-        elif save == "labelme":
+        if "labelme" in saves:
             (tmp / "labelme").mkdir()
             for p, (w, h), d in zip(images, sizes, dets):
                 shutil.copyfile(p, tmp / "labelme" / p.name)
                 (tmp / "labelme" / f"{p.stem}.json").write_text(json.dumps(labelme_dict(p.name, w, h, d), indent=1))
-    return stats
+    return PredictionStats(stats, mask_stats)
 
 
 def write_yolo_predictions(samples: Sequence[Sample], dets: Sequence[Detections], folder: Path) -> None:

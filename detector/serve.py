@@ -263,7 +263,7 @@ def export_zip(files, results_text: str, limits: Limits) -> bytes:
     """A zip of `report.write_predictions` for the uploads and the particles the page kept (its confidence
     and class filters applied): detections.csv, counts.csv, summary.json, sizes_<class>.png, annotated/,
     coco/ and labelme/. Images of differing scales also get detections_nm.csv with each image's own scale."""
-    from detector.report import _write_csv, detection_rows, labelme_dict, write_predictions
+    from detector.report import _write_csv, detection_header, detection_rows, write_predictions
 
     try:
         results = json.loads(results_text)
@@ -286,18 +286,12 @@ def export_zip(files, results_text: str, limits: Limits) -> bytes:
         common = scales[0] if len(set(scales)) == 1 else None
         out = tmp / "particles"
         try:
-            write_predictions(images, sizes, dets, out, nm_per_px=common, save="coco")
+            write_predictions(images, sizes, dets, out, nm_per_px=common, save=("coco", "labelme"))
         except InputError as e:
             raise UploadError(e.msg, Path(e.path).name if e.path else None) from None
-        (out / "labelme").mkdir()
-        for p, (w, h), d in zip(images, sizes, dets):
-            shutil.copyfile(p, out / "labelme" / p.name)
-            (out / "labelme" / f"{p.stem}.json").write_text(json.dumps(labelme_dict(p.name, w, h, d), indent=1))
         if common is None and any(scales):
             rows = [r for p, d, s in zip(images, dets, scales) if s for r in detection_rows([p], [d], s)]
-            header = ["image", "class", "confidence", "x1", "y1", "x2", "y2", "width_px", "height_px", "diameter_px",
-                      "width_nm", "height_nm", "diameter_nm"]  # fmt: skip
-            _write_csv(out / "detections_nm.csv", header, rows)
+            _write_csv(out / "detections_nm.csv", detection_header(True), rows)
         buf = io.BytesIO()
         with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
             for f in sorted(out.rglob("*")):

@@ -83,7 +83,7 @@ def test_write_predictions_outputs_and_read_back(tmp_path, fmt):
     assert [(r["image"], r["cube"], r["sphere"], r["total"]) for r in counts] == [("im0.png", "1", "1", "2"), ("im1.png", "1", "2", "3")]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["classes"]["cube"] == {"count": 2, "mean": 32.0, "std": 0.0, "sem": 0.0, "unit": "nm"}
-    assert stats[1].count == 3 and summary["classes"]["sphere"]["mean"] == pytest.approx((32 + 36 + 12) / 3)
+    assert stats.boxes[1].count == 3 and stats.masks is None and summary["classes"]["sphere"]["mean"] == pytest.approx((32 + 36 + 12) / 3)
     assert (out / "sizes_cube.png").stat().st_size > 0 and (out / "sizes_sphere.png").is_file()
     assert sorted(p.name for p in (out / "annotated").iterdir()) == ["im0.png", "im1.png"]
     # the saved annotations read back through synthgen.formats with the same boxes and classes

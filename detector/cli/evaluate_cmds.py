@@ -282,26 +282,24 @@ def predict_cmd(
                                   measurements=measurements, mask_source=source, include_border=include_border)  # fmt: skip
     if skipped:
         _err.print(f"skipped {skipped} unreadable image(s); predicted {len(images)}", highlight=False)
-    _out.print(_size_table(images, dets, stats, measurements, nm_per_px, include_border, source))
+    _out.print(_size_table(images, dets, stats, source))
     _out.print(f"written to {out}")
 
 
-def _size_table(images, dets, stats, measurements, nm_per_px, include_border: bool, source: str | None) -> Table:
+def _size_table(images, dets, stats, source: str | None) -> Table:
     """The statistics summary.json leads with: mask-based sizes when masks were measured, else box sizes."""
     n = f"{len(images)} images, {sum(len(d) for d in dets)} particles"
-    if measurements is None:
+    if stats.masks is None:
         t = Table(title=f"{n} (box equivalent diameter)")
         for col in ("class", "count", "mean", "std", "SEM", "unit"):
             t.add_column(col, justify="left" if col in ("class", "unit") else "right")
-        for s in stats:
+        for s in stats.boxes:
             t.add_row(s.name, str(s.count), f"{s.mean:.2f}", f"{s.std:.2f}", f"{s.sem:.3f}", s.unit)
         return t
-    from detector.mask_report import mask_size_stats
-
     t = Table(title=f"{n}; size from {source} masks (cube: edge length, sphere: ECD)")
     for col in ("class", "measured", "at border, left out", "mean", "std", "median", "95 % CI of mean", "unit"):
         t.add_column(col, justify="left" if col in ("class", "unit") else "right")
-    for s in mask_size_stats(dets, measurements, nm_per_px, include_border):
+    for s in stats.masks:
         t.add_row(s.name, str(s.count), str(s.border_excluded), f"{s.mean:.2f}", f"{s.std:.2f}", f"{s.median:.2f}",
                   f"{s.ci95_low:.2f}-{s.ci95_high:.2f}", s.unit)  # fmt: skip
     return t
