@@ -104,8 +104,8 @@ def model_specs(paths: Sequence[str | Path]) -> list[ModelSpec]:
     from detector.yolo_env import exported_format
 
     for p in map(Path, paths):
-        if p.exists() and exported_format(p):  # .onnx file, OpenVINO folder: one model, not a run folder
-            specs.append(ModelSpec(p.name, exported_format(p), None, None, p))
+        if p.exists() and (fmt := exported_format(p)):  # .onnx file, OpenVINO folder: one model, not a run folder
+            specs.append(ModelSpec(p.name, fmt, None, None, p))
         elif p.is_dir():
             specs.extend(run_models(p))
         elif p.is_file() and p.suffix == ".pt":

@@ -13,15 +13,12 @@ from pathlib import Path
 from synthgen.atomic import OwnedStaging, output_lock, remove_dead_staging, swap_in_dir
 from synthgen.errors import InputError
 
-FORMATS = ("onnx", "openvino")
-
-
 def default_out(weights: str | Path, fmt: str) -> Path:
     """Beside the weights: best.pt -> best.onnx or best_openvino_model/."""
     from detector.yolo_env import EXPORT_SUFFIXES
 
     weights = Path(weights)
-    return weights.with_suffix(".onnx") if fmt == "onnx" else weights.with_name(weights.stem + EXPORT_SUFFIXES[fmt])
+    return weights.with_name(weights.stem + EXPORT_SUFFIXES[fmt])
 
 
 def check_out(out: str | Path, fmt: str, overwrite: bool = False) -> Path:
@@ -29,8 +26,8 @@ def check_out(out: str | Path, fmt: str, overwrite: bool = False) -> Path:
     from detector.yolo_env import EXPORT_SUFFIXES, exported_format
 
     out = Path(out)
-    if fmt not in FORMATS:
-        raise InputError(f"unknown export format {fmt!r} (use {' or '.join(FORMATS)})")
+    if fmt not in EXPORT_SUFFIXES:
+        raise InputError(f"unknown export format {fmt!r} (use {' or '.join(EXPORT_SUFFIXES)})")
     if exported_format(out) != fmt or out.suffix == ".xml":
         what = "a file name ending in .onnx" if fmt == "onnx" else f"a folder name ending in {EXPORT_SUFFIXES[fmt]}"
         raise InputError(f"--out of an {fmt} export must be {what} (that is how the model is recognised when loaded)", out)

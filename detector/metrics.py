@@ -19,25 +19,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from synthgen.annotations import Detections
+from synthgen.annotations import Detections, box_iou  # noqa: F401  (box_iou: part of this module's API)
 
 RULES = ("iou", "center")
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU matrix (len(a), len(b)) of xyxy boxes; degenerate (zero-area) pairs give 0."""
-    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
-    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
-    area_a = np.clip(a[:, 2] - a[:, 0], 0, None) * np.clip(a[:, 3] - a[:, 1], 0, None)
-    area_b = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    wh = np.clip(rb - lt, 0, None)
-    inter = wh[..., 0] * wh[..., 1]
-    union = area_a[:, None] + area_b[None, :] - inter
-    with np.errstate(divide="ignore", invalid="ignore"):
-        iou = np.where(union > 0, inter / union, 0.0)
-    return np.clip(iou, 0.0, 1.0)
 
 
 def centers_inside(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:

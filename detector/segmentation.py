@@ -39,15 +39,6 @@ def check_segment_text(text: str, source: Path, n_classes: int) -> int:
     return n
 
 
-def is_segment_label(text: str) -> bool:
-    """Whether a label file's first line is an outline (more than 5 numbers) rather than a box."""
-    for raw in text.splitlines():
-        parts = raw.split()
-        if parts:
-            return len(parts) > 6
-    return False
-
-
 def segment_model_from(start: Path, arch: str | None) -> tuple[Any, str]:
     """A Segment model with every matching layer of the checkpoint `start`, and its architecture name.
 

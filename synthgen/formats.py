@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 from PIL import Image, UnidentifiedImageError
+from shapely.geometry import Polygon
 
 from synthgen.annotations import Detections, Sample
 from synthgen.classes import CLASS_NAMES, canonical_class
@@ -394,8 +395,7 @@ def _largest_ring(seg) -> np.ndarray | None:
         except (TypeError, ValueError):
             continue
         if len(a) >= 3 and np.isfinite(a).all():
-            x, y = a[:, 0], a[:, 1]
-            rings.append((abs(float(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1)))) / 2, a))
+            rings.append((Polygon(a).area, a))
     return max(rings, key=lambda t: t[0])[1] if rings else None
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from synthgen.annotations import Sample
+from synthgen.annotations import Sample, box_iou
 
 MASK_SUFFIX = ".png"
 
@@ -55,15 +55,6 @@ def mask_file_for(image: str | Path) -> Path | None:
     return next((f / (image.stem + MASK_SUFFIX) for f in folders if (f / (image.stem + MASK_SUFFIX)).is_file()), None)
 
 
-def _box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    area_a = np.prod(a[:, 2:] - a[:, :2], axis=1)
-    area_b = np.prod(b[:, 2:] - b[:, :2], axis=1)
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
-
-
 def gt_mask_values(labels: np.ndarray, gt_xyxy: np.ndarray) -> list[int | None]:
     """The mask value of each labelled box: k+1 for box k when the mask holds exactly that many values
     (the EMPS convention); otherwise (lines skipped as flawed, say) the value whose pixel box matches
@@ -79,7 +70,7 @@ def gt_mask_values(labels: np.ndarray, gt_xyxy: np.ndarray) -> list[int | None]:
     if not boxes:
         return [None] * n
     values = np.array(sorted(boxes))
-    iou = _box_iou(np.asarray(gt_xyxy, np.float64), np.array([boxes[v] for v in values], np.float64))
+    iou = box_iou(gt_xyxy, np.array([boxes[v] for v in values], np.float64))
     out: list[int | None] = [None] * n
     used = set()
     for k in np.argsort(-iou.max(axis=1)):

@@ -14,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from detector.cli import app as detector_app
+from detector.metrics import box_iou
 from synthgen.cli import app as synthgen_app
 
 PATTERNS = Path(__file__).resolve().parents[1] / "patterns"
@@ -47,12 +48,6 @@ def _truth(folder: Path) -> dict[str, list[tuple[np.ndarray, float]]]:
     return out
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    iw, ih = min(a[2], b[2]) - max(a[0], b[0]), min(a[3], b[3]) - max(a[1], b[1])
-    inter = max(iw, 0) * max(ih, 0)
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
-
-
 def test_threshold_masks_recover_the_footprint_ecd(synthetic, tmp_path):
     out = tmp_path / "pred"
     done = runner.invoke(detector_app, ["predict", str(synthetic / "images"), "--out", str(out), "--nm-per-px", "2", "--device", "cpu"])
@@ -65,8 +60,8 @@ def test_threshold_masks_recover_the_footprint_ecd(synthetic, tmp_path):
         mine = [r for r in rows if r["image"] == name and r["size_basis"] == "mask"]
         boxes = [np.array([float(r[k]) for k in ("x1", "y1", "x2", "y2")]) for r in mine]
         for box, ecd in particles:
-            ious = [_iou(box, b) for b in boxes]
-            if ious and max(ious) >= 0.5:
+            ious = box_iou([box], boxes)[0] if boxes else []
+            if len(ious) and max(ious) >= 0.5:
                 found += 1
                 r = mine[int(np.argmax(ious))]
                 ratios.append(float(r["ecd_px"]) / ecd)

@@ -12,14 +12,9 @@ from rich.console import Console
 from rich.progress import track
 from rich.table import Table
 
-from detector.cli import app
+from detector.cli import Task, app
 from detector.dataset import CLASS_NAMES, SPLIT_NAMES, BuildOptions, build_dataset, make_sources, parse_split
 from synthgen.cli._common import input_errors_exit
-
-
-class Task(str, Enum):
-    detect = "detect"
-    segment = "segment"
 
 
 class Balance(str, Enum):

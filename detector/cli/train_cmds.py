@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from detector.cli import app
+from detector.cli import Task, app
 from synthgen.cli._common import input_errors_exit
 
 
@@ -18,11 +18,6 @@ class Arch(str, Enum):
     yolov4_tiny = "yolov4-tiny"
     yolov3_tiny_seg = "yolov3-tiny-seg"
     yolov4_tiny_seg = "yolov4-tiny-seg"
-
-
-class Task(str, Enum):
-    detect = "detect"
-    segment = "segment"
 
 
 # option -> (lowest, highest, lowest is allowed); the same ranges as the --help texts and detector.train.
