@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -16,35 +14,14 @@ from detector.cli import app
 from detector.models import arch_for_task, model_cfg, yaml_task
 from detector.segmentation import check_segment_text
 from synthgen.errors import InputError
+from test_train import make_tiny_dataset
 
 TINY = ["--imgsz", "64", "--batch", "2", "--epochs", "1", "--device", "cpu", "--no-plots"]
 
 
 def make_segment_dataset(root: Path, n: int = 4, size: int = 64, seed: int = 0) -> Path:
-    """n train + n val images: one bright square (cube) and one disc (sphere) each, outline labels."""
-    rng = np.random.default_rng(seed)
-    for split in ("train", "val"):
-        (root / "images" / split).mkdir(parents=True, exist_ok=True)
-        (root / "labels" / split).mkdir(parents=True, exist_ok=True)
-        for i in range(n):
-            img = np.full((size, size, 3), 20, np.uint8)
-            lines = []
-            for cls in (0, 1):
-                r = int(rng.integers(6, 10))
-                cx, cy = (int(v) for v in rng.integers(r + 1, size - r - 1, 2))
-                if cls == 0:
-                    img[cy - r : cy + r, cx - r : cx + r] = 200
-                    pts = np.array([[cx - r, cy - r], [cx + r, cy - r], [cx + r, cy + r], [cx - r, cy + r]], float)
-                else:
-                    cv2.circle(img, (cx, cy), r, (230, 230, 230), -1)
-                    t = np.linspace(0, 2 * np.pi, 16, endpoint=False)
-                    pts = np.column_stack([cx + r * np.cos(t), cy + r * np.sin(t)])
-                lines.append(f"{cls} " + " ".join(f"{v:.6f}" for v in (pts / size).ravel()))
-            cv2.imwrite(str(root / "images" / split / f"im{i}.png"), img)
-            (root / "labels" / split / f"im{i}.txt").write_text("\n".join(lines) + "\n")
-    data = root / "data.yaml"
-    data.write_text("path: .\ntrain: images/train\nval: images/val\nnames: {0: cube, 1: sphere}\n")
-    return data
+    """test_train's tiny set with outline labels."""
+    return make_tiny_dataset(root, n, size, seed, outlines=True)
 
 
 def test_seg_yamls_build_segment_models_with_the_detector_backbones():

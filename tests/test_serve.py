@@ -9,7 +9,6 @@ import tempfile
 import warnings
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import cv2
 import numpy as np

@@ -20,8 +20,9 @@ from synthgen.errors import InputError
 TINY = {"imgsz": 64, "batch": 2, "plots": False, "device": "cpu"}
 
 
-def make_tiny_dataset(root: Path, n: int = 4, size: int = 64, seed: int = 0) -> Path:
-    """n train + n val images: one bright square (cube) and one disc (sphere) each, YOLO labels."""
+def make_tiny_dataset(root: Path, n: int = 4, size: int = 64, seed: int = 0, outlines: bool = False) -> Path:
+    """n train + n val images: one bright square (cube) and one disc (sphere) each, YOLO box labels
+    (`outlines`: ultralytics' segment labels, the square's corners and 16 points on the disc)."""
     rng = np.random.default_rng(seed)
     for split in ("train", "val"):
         (root / "images" / split).mkdir(parents=True, exist_ok=True)
@@ -34,9 +35,15 @@ def make_tiny_dataset(root: Path, n: int = 4, size: int = 64, seed: int = 0) -> 
                 cx, cy = (int(v) for v in rng.integers(r + 1, size - r - 1, 2))
                 if cls == 0:
                     img[cy - r : cy + r, cx - r : cx + r] = 200
+                    pts = np.array([[cx - r, cy - r], [cx + r, cy - r], [cx + r, cy + r], [cx - r, cy + r]], float)
                 else:
                     cv2.circle(img, (cx, cy), r, (230, 230, 230), -1)
-                lines.append(f"{cls} {cx / size:.6f} {cy / size:.6f} {2 * r / size:.6f} {2 * r / size:.6f}")
+                    t = np.linspace(0, 2 * np.pi, 16, endpoint=False)
+                    pts = np.column_stack([cx + r * np.cos(t), cy + r * np.sin(t)])
+                if outlines:
+                    lines.append(f"{cls} " + " ".join(f"{v:.6f}" for v in (pts / size).ravel()))
+                else:
+                    lines.append(f"{cls} {cx / size:.6f} {cy / size:.6f} {2 * r / size:.6f} {2 * r / size:.6f}")
             cv2.imwrite(str(root / "images" / split / f"im{i}.png"), img)
             (root / "labels" / split / f"im{i}.txt").write_text("\n".join(lines) + "\n")
     data = root / "data.yaml"  # relative path: must resolve against this file, not ultralytics' datasets dir
