@@ -171,14 +171,22 @@ class _Runner:
         return tiling.scale_detections(det, plan.scale)
 
 
+def detail_map(img: np.ndarray, long_side: int = 256) -> np.ndarray:
+    """Gradient magnitude of the image shrunk to `long_side`: where probe crops find particles."""
+    grey = img if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+    f = min(1.0, long_side / max(grey.shape[:2]))
+    small = cv2.resize(grey, None, fx=f, fy=f, interpolation=cv2.INTER_AREA).astype(np.float32)
+    return cv2.magnitude(cv2.Sobel(small, cv2.CV_32F, 1, 0), cv2.Sobel(small, cv2.CV_32F, 0, 1))
+
+
 def _probe(runner: _Runner, img: np.ndarray, scale: float) -> tuple[Detections, float]:
     """Whole confident detections (original px) in the probe crops seen at `scale`, and the crops' area."""
     h, w = img.shape[:2]
-    windows = tiling.probe_windows(h, w, scale)
+    windows = tiling.probe_windows(h, w, scale, detail=detail_map(img))
     crops = []
     for x0, y0, x1, y1 in windows:
         crop = img[y0:y1, x0:x1]
-        size = (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale)))
+        size = tuple(max(1, min(tiling.PROBE_PX, round(n * scale))) for n in (crop.shape[1], crop.shape[0]))  # rounding never exceeds the probe
         crops.append(_padded(cv2.resize(crop, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC), tiling.PROBE_PX))
     dets = runner(crops, conf=tiling.ESTIMATE_CONF, imgsz=tiling.PROBE_PX)
     parts = []
@@ -196,27 +204,37 @@ def plan_for(runner: _Runner, img: np.ndarray, first: Detections, imgsz: int) ->
     """`--tile auto`'s plan for an image, given the whole-image pass (see detector.tiling)."""
     h, w = img.shape[:2]
     fit = imgsz / max(h, w)
-    best, best_scale = first, fit
-    best_density = tiling.density(first, h * w)
+    best, best_scale = tiling.resolved(first, fit), fit
+    if tiling.oversized_count(first, fit) >= max(tiling.MIN_ESTIMATE, len(best)):
+        return _large_particle_plan(first, h, w, imgsz)  # mostly above the band: zooming would only cut them
+    if len(best) >= tiling.SETTLED:  # the whole image already resolves a population: no probe needed
+        size, _ = tiling.median_size(best)
+        return tiling.plan_auto(size, h, w, imgsz)
+    best_density = tiling.density(best, h * w) if len(best) >= tiling.MIN_ESTIMATE else 0.0
     scale = fit * tiling.ZOOM
     while scale <= tiling.MAX_UPSCALE * 1.0001:
-        det, area = _probe(runner, img, scale)
+        seen, area = _probe(runner, img, scale)
+        det = tiling.resolved(seen, scale)
         dens = tiling.density(det, area)
-        found = tiling.confident_count(best) >= tiling.MIN_ESTIMATE
         if len(det) >= tiling.MIN_ESTIMATE and dens >= tiling.DENSITY_GAIN * best_density:
             best, best_scale, best_density = det, scale, dens
-            if tiling.median_size(det)[0] * scale >= tiling.SIZE_BAND[0] * 1.5:  # resolved well enough to size
-                break
-        elif found:  # zooming in finds no more than the coarser scale did
-            break
-        scale *= tiling.ZOOM  # nothing seen yet, or still too small to size: look closer
-    size, n = tiling.median_size(best, tiling.ESTIMATE_CONF)
+        elif tiling.oversized_count(seen, scale) >= tiling.MIN_ESTIMATE:
+            break  # the particles outgrow the band here: finer scales only magnify them more
+        # a step that resolves no more does not end the search: a coarser scale can hold a few
+        # false in-band boxes (clumps of specks) while the real particles resolve only further in
+        scale *= tiling.ZOOM
+    if best_density == 0:  # nothing resolved at any scale
+        return _large_particle_plan(first, h, w, imgsz)
+    size, _ = tiling.median_size(best)
+    return tiling.plan_auto(size, h, w, imgsz, force=best_scale > fit)
+
+
+def _large_particle_plan(first: Detections, h: int, w: int, imgsz: int) -> TilePlan:
+    """Shrink so the whole-image pass's confident particles (above the band) land on the target size."""
+    size, n = tiling.median_size(first, tiling.ESTIMATE_CONF)
     if n < tiling.MIN_ESTIMATE:
         return TilePlan(reason="too few particles to size: whole image")
-    plan = tiling.plan_auto(size, h, w, imgsz)
-    if best_scale > fit and not plan.rescaled:  # more found zoomed in, yet sized in the band: keep the zoom
-        plan = tiling.plan_auto(size, h, w, imgsz, force=True)
-    return plan
+    return tiling.plan_auto(size, h, w, imgsz)
 
 
 def predict_images(

@@ -3,21 +3,26 @@
 ``--tile auto`` (the default of predict and evaluate):
 
 1. the model sees the whole image at its input size, as untiled inference does;
-2. a zoom probe asks whether that scale misses small particles: the model also sees ``PROBE_CROPS``
-   small crops (``PROBE_PX`` square at its input) of the image magnified ``ZOOM``x more. When the
-   crops hold clearly more confident particles per unit of image area (``DENSITY_GAIN``x) than the
-   whole image did, particles are being missed, and the probe zooms further while that keeps
-   paying (up to ``MAX_UPSCALE`` of the original pixels). The probe costs ~0.4 of a whole pass;
-3. the particle size is the median equivalent diameter of the confident detections (conf >=
-   ``ESTIMATE_CONF``) at the finest scale that found more; when it lies inside ``SIZE_BAND`` at the
-   model input (the sizes the shipped model was trained on) the first pass is the answer;
-4. otherwise the image is resized so the median particle lands on ``TARGET_PX`` at the model input
+2. unless that pass already resolves ``SETTLED`` particles (see 3), a zoom probe asks whether that scale misses small particles: the model also sees ``PROBE_CROPS``
+   crops, placed where the image has the most fine detail (gradient energy), (``PROBE_PX`` square at its input) of the image magnified ``ZOOM``x, ``ZOOM``^2x ...
+   more (up to ``MAX_UPSCALE`` of the original pixels). The probe costs ~0.3 of a whole pass a step;
+3. only *resolved* particles vote: confident detections (conf >= ``ESTIMATE_CONF``) whose size at
+   the input of the scale that saw them lies inside ``SIZE_BAND`` (the sizes the shipped model was
+   trained on). Out-of-band boxes at a scale are what the model does badly there (a support grain
+   read as one huge particle, texture read as specks), so they neither size nor count. A finer
+   scale wins when it holds ``DENSITY_GAIN``x more resolved particles per unit of image area than
+   the best coarser one; zooming goes on to ``MAX_UPSCALE`` unless a step sees ``MIN_ESTIMATE``
+   particles grown above the band;
+4. the particle size is the median equivalent diameter of the winning scale's resolved particles;
+   when it lies inside ``SIZE_BAND`` at the whole-image input, the first pass is the answer;
+   otherwise the image is resized so the median particle lands on ``TARGET_PX`` at the model input
    and, when the resized image is larger than the model input, sliced into overlapping ``imgsz``
-   tiles whose overlap exceeds the expected largest particle. Large particles (above the band, with
-   no more found by zooming in) are shrunk the same way into one padded pass;
-5. a shrinking plan must confirm the large particles it was made for: when the shrunk image yields
-   fewer than ``SHRINK_CONFIRM`` of the whole-image pass's confident particles, those were false
-   (e.g. texture read as a few big particles) and the whole-image result is kept.
+   tiles whose overlap exceeds the expected largest particle;
+5. when the whole-image pass sees at least as many particles above the band as inside it (or no
+   scale resolves ``MIN_ESTIMATE`` particles), those large particles set the size: the image is shrunk so they land on ``TARGET_PX``, in one padded pass; that plan must
+   confirm them: when the shrunk image yields fewer than ``SHRINK_CONFIRM`` of the whole-image
+   pass's confident particles, those were false (e.g. texture read as a few big particles) and the
+   whole-image result is kept.
 
 ``--tile PIXELS`` slices the image as it is (no resize) into tiles of that size, resized to the model
 input; ``--tile off`` is plain whole-image inference.
@@ -43,8 +48,9 @@ SIZE_BAND = (14.0, 80.0)  # particle sizes (px at the model input) handled witho
 TARGET_PX = 32.0  # where a particle size outside the band is moved to
 MAX_UPSCALE = 4.0  # no more than this magnification of the micrograph
 ESTIMATE_CONF = 0.25  # detections trusted for the size estimate
+SETTLED = 32  # this many resolved particles in the whole-image pass settle the scale without a probe
 MIN_ESTIMATE = 4  # fewer confident detections than this say nothing about the size
-PROBE_PX = 192  # side of a probe crop at the model input (a multiple of 32)
+PROBE_PX = 384  # side of a probe crop at the model input (a multiple of 32): enough area to hold a few sparse particles
 PROBE_CROPS = ((0.3, 0.4), (0.7, 0.6))  # probe crop centres, as fractions of width and height
 ZOOM = 2.0  # each probe step magnifies this much more
 SHRINK_CONFIRM = 0.5  # a shrunk image must re-find at least this share of the large particles
@@ -93,15 +99,61 @@ def median_size(det: Detections, min_conf: float = 0.0) -> tuple[float, int]:
     return float(np.median(np.sqrt(np.clip(wh[:, 0] * wh[:, 1], 0, None)))), int(len(wh))
 
 
-def probe_windows(height: int, width: int, scale: float, crop_px: int = PROBE_PX) -> list[tuple[int, int, int, int]]:
-    """(x0, y0, x1, y1) in original pixels of the probe crops: `crop_px` at the input once scaled by `scale`."""
+def probe_windows(
+    height: int, width: int, scale: float, crop_px: int = PROBE_PX, detail: np.ndarray | None = None
+) -> list[tuple[int, int, int, int]]:
+    """(x0, y0, x1, y1) in original pixels of the probe crops: `crop_px` at the input once scaled by `scale`.
+
+    With `detail` (a map of local image detail, any resolution, e.g. gradient magnitude) the crops go
+    where the detail is densest, so sparse particles on a support are probed where they are rather
+    than on empty substrate; without it, at the fixed ``PROBE_CROPS`` centres.
+    """
     side = max(1, round(crop_px / scale))
+    centres = list(PROBE_CROPS) if detail is None else busiest_centres(detail, side / max(height, width), len(PROBE_CROPS))
     out = []
-    for fx, fy in PROBE_CROPS:
+    for fx, fy in centres:
         x0 = int(np.clip(round(fx * width - side / 2), 0, max(0, width - side)))
         y0 = int(np.clip(round(fy * height - side / 2), 0, max(0, height - side)))
         out.append((x0, y0, min(width, x0 + side), min(height, y0 + side)))
     return out
+
+
+def busiest_centres(detail: np.ndarray, side_frac: float, n: int) -> list[tuple[float, float]]:
+    """Centres (fractions of width, height) of `n` windows of `side_frac` x the long side with the most
+    total `detail`, greedily, each new one not overlapping those chosen before when there is room."""
+    h, w = detail.shape[:2]
+    win = max(1, min(round(side_frac * max(h, w)), h, w))
+    csum = np.pad(detail.astype(np.float64), ((1, 0), (1, 0))).cumsum(0).cumsum(1)
+    sums = csum[win:, win:] - csum[:-win, win:] - csum[win:, :-win] + csum[:-win, :-win]  # window at each top-left
+    taken = np.zeros(sums.shape, bool)
+    out = []
+    for _ in range(n):
+        free = np.where(taken, -np.inf, sums)
+        y, x = np.unravel_index(int(np.argmax(free)), free.shape)
+        out.append(((x + win / 2) / w, (y + win / 2) / h))
+        taken[max(0, y - win + 1) : y + win, max(0, x - win + 1) : x + win] = True
+        if taken.all():
+            taken[:] = False  # no room for a separate window: overlapping ones are allowed
+    return out
+
+
+def resolved(det: Detections, scale: float, min_conf: float = ESTIMATE_CONF) -> Detections:
+    """The confident detections (original px) whose size at the input of `scale` lies in SIZE_BAND."""
+    if len(det) == 0:
+        return det
+    conf = det.confidence if det.confidence is not None else np.ones(len(det))
+    wh = det.wh.astype(np.float64)
+    at_input = np.sqrt(np.clip(wh[:, 0] * wh[:, 1], 0, None)) * scale
+    return det[(conf >= min_conf) & (at_input >= SIZE_BAND[0]) & (at_input <= SIZE_BAND[1])]
+
+
+def oversized_count(det: Detections, scale: float, min_conf: float = ESTIMATE_CONF) -> int:
+    """Confident detections larger than SIZE_BAND at the input of `scale`."""
+    if len(det) == 0:
+        return 0
+    conf = det.confidence if det.confidence is not None else np.ones(len(det))
+    wh = det.wh.astype(np.float64)
+    return int(((conf >= min_conf) & (np.sqrt(np.clip(wh[:, 0] * wh[:, 1], 0, None)) * scale > SIZE_BAND[1])).sum())
 
 
 def density(det: Detections, area_px: float, min_conf: float = ESTIMATE_CONF) -> float:
