@@ -69,11 +69,7 @@ def main() -> None:
             page.screenshot(path=str(args.out / "serve-page.jpg"), type="jpeg", quality=QUALITY)
             for _ in range(2):  # diameter, largest first
                 page.click("#particles th[data-key='diameter_px']")
-            table = page.locator("#table-section")
-            table.scroll_into_view_if_needed()
-            box = table.bounding_box()
-            page.screenshot(path=str(args.out / "serve-table.jpg"), type="jpeg", quality=QUALITY, full_page=True,
-                            clip={"x": box["x"], "y": box["y"], "width": box["width"], "height": min(box["height"], 420)})  # fmt: skip
+            page.locator("#table-section").screenshot(path=str(args.out / "serve-table.jpg"), type="jpeg", quality=QUALITY)
             browser.close()
     finally:
         srv.should_exit = True
