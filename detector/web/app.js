@@ -205,15 +205,16 @@ function renderTable() {
 // summary and table follow within SUMMARY_EVERY_MS while the batch runs (redrawing them on every one of
 // 50 results kept the page busy most of the time); a control (`item` null) redraws everything at once.
 const dirty = new Set();
-let frame = false, summaryTimer = null, lastSummary = 0;
+let frame = false, frameNow = false, summaryTimer = null, lastSummary = 0;
 
 function scheduleRender(item) {
   if (item) dirty.add(item); else done().forEach((it) => dirty.add(it));
-  const now = !item;
-  if (frame) { if (now) scheduleSummary(true); return; }
+  frameNow ||= !item;
+  if (frame) return;
   frame = true;
   requestAnimationFrame(() => {
-    frame = false;
+    const now = frameNow;
+    frame = frameNow = false;
     for (const it of dirty) if (it.status === "done" && state.items.includes(it)) drawCard(it);
     dirty.clear();
     scheduleSummary(now);
