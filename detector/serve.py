@@ -30,9 +30,12 @@ import uuid
 import zipfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Optional
 
+import anyio
+import anyio.to_thread
 import numpy as np
 from fastapi import FastAPI, File, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
@@ -48,6 +51,7 @@ from synthgen.errors import InputError
 WEB_DIR = Path(__file__).with_name("web")
 PREVIEW_MAX_SIDE = 2048  # previews larger than this are shrunk (the page draws boxes in image pixels)
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+WORK_THREADS = 4  # uploads read, predicted and answered at once (forward passes take turns on the model's lock)
 
 
 @dataclass(frozen=True)
@@ -330,29 +334,35 @@ def create_app(predictor: Predictor, limits: Limits = Limits(), keep: Path | Non
     async def http_error(request: Request, e: StarletteHTTPException):
         return JSONResponse({"error": str(e.detail)}, e.status_code)
 
+    # async: answered on the event loop, never queued behind predict requests in the thread pool
     @app.get("/api/health")
-    def health():
+    async def health():
         return {
             "status": "ok", "model": predictor.weights.name, "device": predictor.device, "classes": list(CLASS_NAMES),
             "limits": asdict(limits), "keep": keep is not None,
         }  # fmt: skip
 
+    # uploads are worked on in at most WORK_THREADS threads of their own: more requests wait without
+    # holding a thread, so the page, its static files and /api/health always find one in the shared pool
+    workers = anyio.CapacityLimiter(WORK_THREADS)
+
     @app.post("/api/predict")
-    def predict(
+    async def predict(
         files: Annotated[list[UploadFile], File()],
         conf: Annotated[float, Form()] = 0.25,
         nm_per_px: Annotated[Optional[float], Form()] = None,
         preview: Annotated[bool, Form()] = False,
     ):
-        return predict_uploads(predictor, files, limits, conf, nm_per_px, preview, keep)
+        work = partial(predict_uploads, predictor, files, limits, conf, nm_per_px, preview, keep)
+        return await anyio.to_thread.run_sync(work, limiter=workers)
 
     @app.post("/api/export")
-    def export(files: Annotated[list[UploadFile], File()], results: Annotated[str, Form()]):
-        data = export_zip(files, results, limits)
+    async def export(files: Annotated[list[UploadFile], File()], results: Annotated[str, Form()]):
+        data = await anyio.to_thread.run_sync(partial(export_zip, files, results, limits), limiter=workers)
         return Response(data, media_type="application/zip", headers={"Content-Disposition": 'attachment; filename="particles.zip"'})
 
     @app.get("/")
-    def index():
+    async def index():
         return FileResponse(WEB_DIR / "index.html")
 
     app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")

@@ -197,6 +197,10 @@ def test_run_folder_lists_every_checkpoint(tmp_path):
         model_specs([run])
     with pytest.raises(InputError, match="no such"):
         model_specs([tmp_path / "nope"])
+    # a run's weights/best.pt is named after the run; any other file (the shipped model too) after itself
+    assert [(s.model, s.checkpoint) for s in model_specs([run / "weights" / "best.pt"])] == [("M1", "best")]
+    (run / "weights" / "my-model.pt").write_bytes(b"x")
+    assert [(s.model, s.checkpoint) for s in model_specs([run / "weights" / "my-model.pt"])] == [("my-model", "my-model")]
 
 
 # ------------------------------------------------------------------ CLI with --predictions

@@ -6,6 +6,8 @@ import csv
 import io
 import json
 import tempfile
+import threading
+import time
 import warnings
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +23,7 @@ with warnings.catch_warnings():  # starlette's note that it prefers httpx2 over 
     from fastapi.testclient import TestClient  # noqa: E402
 
 from detector.cli import app as cli_app  # noqa: E402
-from detector.serve import Limits, Predictor, create_app, safe_name  # noqa: E402
+from detector.serve import WORK_THREADS, Limits, Predictor, create_app, safe_name  # noqa: E402
 from detector.weights import SHIPPED  # noqa: E402
 from synthgen.formats import read_label_file, read_labelled_folder  # noqa: E402
 
@@ -57,8 +59,9 @@ LIMITS = Limits(max_file_mb=1.0, max_files=3, max_megapixels=1.0, max_request_mb
 
 
 @pytest.fixture(scope="module")
-def client(predictor) -> TestClient:
-    return TestClient(create_app(predictor, LIMITS))
+def client(predictor):
+    with TestClient(create_app(predictor, LIMITS)) as c:  # one event loop for every request, as under uvicorn
+        yield c
 
 
 @pytest.fixture(scope="module")
@@ -178,9 +181,9 @@ def test_nothing_uploaded_is_kept(client, image, tmp_path, monkeypatch):
 
 def test_keep_folder_holds_each_request(predictor, image, tmp_path):
     keep = tmp_path / "keep"
-    c = TestClient(create_app(predictor, LIMITS, keep=keep))
-    assert c.get("/api/health").json()["keep"] is True
-    answer = post(c, [("a.png", image, "image/png")], preview="true").json()
+    with TestClient(create_app(predictor, LIMITS, keep=keep)) as c:
+        assert c.get("/api/health").json()["keep"] is True
+        answer = post(c, [("a.png", image, "image/png")], preview="true").json()
     (folder,) = keep.iterdir()
     assert (folder / "a.png").read_bytes() == image
     kept = json.loads((folder / "result.json").read_text())
@@ -197,6 +200,59 @@ def test_concurrent_requests_give_the_sequential_answers(client, image):
     assert health.status_code == 200
     for (name, _), r in zip(jobs, answers):
         assert r.status_code == 200 and r.json()["images"] == alone[name]["images"]
+
+
+def test_health_and_page_answer_while_the_thread_pool_is_full_of_predictions(image):
+    """More uploads in flight than the server has threads (40): the page and /api/health still answer
+    (a real uvicorn server: a TestClient outside `with` gives every request its own event loop and thread pool)."""
+    import socket
+    from pathlib import Path
+
+    import httpx
+    import uvicorn
+
+    from synthgen.annotations import Detections
+
+    release, started = threading.Event(), threading.Semaphore(0)
+
+    class Stalled:  # a model that takes as long as the test says
+        weights, device = Path("stalled.pt"), "cpu"
+
+        def __call__(self, paths, conf):
+            started.release()
+            release.wait(60)
+            return [Detections.empty(True) for _ in paths]
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    srv = uvicorn.Server(uvicorn.Config(create_app(Stalled(), LIMITS), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    while not srv.started:
+        time.sleep(0.05)
+    url = f"http://127.0.0.1:{port}"
+
+    def upload(_):
+        return httpx.post(f"{url}/api/predict", files=[("files", ("a.png", image, "image/png"))], timeout=120).status_code
+
+    try:
+        with ThreadPoolExecutor(45) as pool:
+            jobs = [pool.submit(upload, i) for i in range(45)]
+            try:
+                for _ in range(WORK_THREADS):  # as many uploads as may be worked on are inside the model
+                    assert started.acquire(timeout=60)
+                time.sleep(1)  # the others reach the server and wait
+                t0 = time.perf_counter()
+                assert httpx.get(f"{url}/api/health", timeout=10).status_code == 200
+                assert httpx.get(f"{url}/", timeout=10).status_code == 200
+                assert time.perf_counter() - t0 < 5
+            finally:
+                release.set()
+            assert [j.result() for j in jobs] == [200] * 45
+    finally:
+        srv.should_exit = True
+        thread.join(10)
 
 
 def test_export_zip_holds_the_report_of_the_kept_particles(client, image):

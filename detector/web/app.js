@@ -6,8 +6,11 @@ const COLOURS = ["rgb(255,140,0)", "rgb(0,200,255)", "rgb(200,0,255)", "rgb(120,
 const REQUEST_CONF = 0.05; // the server returns everything above this; the slider filters in the page
 const IN_FLIGHT = 2;
 
+const TABLE_PAGE = 200; // table rows in the page at once: thousands of rows made every update of a long batch slow
+const SUMMARY_EVERY_MS = 1000; // while results stream in, the set's summary and table follow at most this often
+
 const state = { classes: ["cube", "sphere"], enabled: new Set(), conf: 0.25, defaultScale: null,
-                items: [], queue: [], running: 0, sortKey: "image", sortDir: 1, nextId: 0 };
+                items: [], queue: [], running: 0, sortKey: "image", sortDir: 1, tablePage: 0, nextId: 0 };
 const $ = (sel) => document.querySelector(sel);
 
 function el(tag, attrs = {}, ...children) {
@@ -98,7 +101,7 @@ function drawScale(item) {
   input.addEventListener("change", () => {
     const v = parseFloat(input.value);
     item.userScale = v > 0 ? v : null;
-    scheduleRender();
+    scheduleRender(null);
   });
   box.append(s.value ? `scale ${s.value.toPrecision(4)} nm/px (${s.source}); this image: ` : "scale unknown (none in the file): ", input, " nm/px");
 }
@@ -167,8 +170,6 @@ function renderSummary() {
   renderTable();
 }
 
-const TABLE_MAX = 2000;
-
 function renderTable() {
   const rows = [];
   for (const it of done()) {
@@ -186,22 +187,48 @@ function renderTable() {
     th.classList.toggle("sorted-asc", th.dataset.key === key && dir > 0);
     th.classList.toggle("sorted-desc", th.dataset.key === key && dir < 0);
   });
+  const pages = Math.max(1, Math.ceil(rows.length / TABLE_PAGE));
+  state.tablePage = Math.min(state.tablePage, pages - 1);
+  const first = state.tablePage * TABLE_PAGE;
   const body = $("#particles tbody");
-  body.replaceChildren(...rows.slice(0, TABLE_MAX).map((r) => el("tr", {},
+  body.replaceChildren(...rows.slice(first, first + TABLE_PAGE).map((r) => el("tr", {},
     el("td", {}, r.image), el("td", {}, String(r.index)), el("td", {}, r.class), el("td", {}, r.confidence.toFixed(3)),
     el("td", {}, fmt(r.width_px, 1)), el("td", {}, fmt(r.height_px, 1)), el("td", {}, fmt(r.diameter_px, 1)), el("td", {}, fmt(r.diameter_nm, 1)))));
-  $("#table-note").textContent = rows.length > TABLE_MAX ? `${rows.length} rows, first ${TABLE_MAX} shown (the zip has all)` : `${rows.length} rows`;
+  $("#table-note").textContent = rows.length > TABLE_PAGE
+    ? `rows ${first + 1}–${Math.min(rows.length, first + TABLE_PAGE)} of ${rows.length} (the zip has all)` : `${rows.length} rows`;
+  $("#table-prev").disabled = state.tablePage === 0;
+  $("#table-next").disabled = state.tablePage >= pages - 1;
+  $("#table-pager").hidden = pages === 1;
 }
 
-let pending = false;
-function scheduleRender() {
-  if (pending) return;
-  pending = true;
+// Drawing is batched per animation frame. A new result (`item`) redraws its own card, and the set's
+// summary and table follow within SUMMARY_EVERY_MS while the batch runs (redrawing them on every one of
+// 50 results kept the page busy most of the time); a control (`item` null) redraws everything at once.
+const dirty = new Set();
+let frame = false, frameNow = false, summaryTimer = null, lastSummary = 0;
+
+function scheduleRender(item) {
+  if (item) dirty.add(item); else done().forEach((it) => dirty.add(it));
+  frameNow ||= !item;
+  if (frame) return;
+  frame = true;
   requestAnimationFrame(() => {
-    pending = false;
-    for (const it of done()) drawCard(it);
-    renderSummary();
+    const now = frameNow;
+    frame = frameNow = false;
+    for (const it of dirty) if (it.status === "done" && state.items.includes(it)) drawCard(it);
+    dirty.clear();
+    scheduleSummary(now);
   });
+}
+
+function scheduleSummary(now) {
+  const busy = state.running > 0 || state.queue.length > 0;
+  const wait = now || !busy ? 0 : Math.max(0, lastSummary + SUMMARY_EVERY_MS - performance.now());
+  if (summaryTimer !== null) {
+    if (wait > 0) return; // one is due already
+    clearTimeout(summaryTimer);
+  }
+  summaryTimer = setTimeout(() => { summaryTimer = null; lastSummary = performance.now(); renderSummary(); }, wait);
 }
 
 function renderProgress() {
@@ -238,7 +265,12 @@ function pump() {
   while (state.running < IN_FLIGHT && state.queue.length) {
     const item = state.queue.shift();
     state.running++;
-    predict(item).finally(() => { state.running--; renderProgress(); pump(); });
+    predict(item).finally(() => {
+      state.running--;
+      renderProgress();
+      pump();
+      if (!state.running && !state.queue.length) scheduleSummary(true); // the batch is over: the final summary now
+    });
   }
 }
 
@@ -266,7 +298,7 @@ async function predict(item) {
   item.card.querySelector("h3").textContent = `${item.result.name} (${item.result.width}×${item.result.height})`;
   item.card.querySelector(".body").replaceChildren(canvas, el("div", { class: "meta" }, el("span", { class: "counts" }), el("span", { class: "scale" })));
   item.status = "done";
-  scheduleRender();
+  scheduleRender(item);
 }
 
 function fail(item, message) {
@@ -312,18 +344,18 @@ function setup() {
   state.classes.forEach((c, k) => {
     state.enabled.add(c);
     const box = el("input", { type: "checkbox", checked: "", "data-class": c });
-    box.addEventListener("change", () => { box.checked ? state.enabled.add(c) : state.enabled.delete(c); scheduleRender(); });
+    box.addEventListener("change", () => { box.checked ? state.enabled.add(c) : state.enabled.delete(c); scheduleRender(null); });
     toggles.append(el("label", {}, box, " ", el("span", { class: "swatch", style: `background:${COLOURS[k % COLOURS.length]}` }), ` ${c}`));
   });
   $("#conf").addEventListener("input", (e) => {
     state.conf = parseFloat(e.target.value);
     $("#conf-value").textContent = state.conf.toFixed(2);
-    scheduleRender();
+    scheduleRender(null);
   });
   $("#default-scale").addEventListener("change", (e) => {
     const v = parseFloat(e.target.value);
     state.defaultScale = v > 0 ? v : null;
-    scheduleRender();
+    scheduleRender(null);
   });
   $("#files").addEventListener("change", (e) => { addFiles([...e.target.files]); e.target.value = ""; });
   const drop = $("#drop");
@@ -337,13 +369,16 @@ function setup() {
     $("#images").replaceChildren();
     $("#messages").replaceChildren();
     renderProgress();
-    scheduleRender();
+    scheduleRender(null);
   });
   document.querySelectorAll("#particles th").forEach((th) => th.addEventListener("click", () => {
     state.sortDir = state.sortKey === th.dataset.key ? -state.sortDir : 1;
     state.sortKey = th.dataset.key;
+    state.tablePage = 0;
     renderTable();
   }));
+  $("#table-prev").addEventListener("click", () => { state.tablePage--; renderTable(); });
+  $("#table-next").addEventListener("click", () => { state.tablePage++; renderTable(); });
 }
 
 async function start() {
