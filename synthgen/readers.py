@@ -331,6 +331,11 @@ def is_micrograph_file(path: str | Path) -> bool:
     return False
 
 
+def list_micrographs(folder: str | Path) -> list[Path]:
+    """Micrograph files directly in `folder` (`is_micrograph_file`), sorted by name."""
+    return sorted(p for p in Path(folder).iterdir() if p.is_file() and is_micrograph_file(p))
+
+
 def read_micrograph(path: str | Path) -> Micrograph:
     """The micrograph at `path` (module docstring); InputError naming the file when it cannot be read."""
     path = Path(path)

@@ -1,0 +1,67 @@
+"""Scale-bar reading on the dev micrographs: how many of the bars annotated by eye
+(tests/data/scale_bars_dev.csv) are read within 2 % (target: 80 %), and how many other images
+give a scale at all (each one a wrong number unless it has a bar).
+
+    python bench/scale_bar.py [--shared ../shared]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from detector.scale_bar import ocr_available, read_scale_bar
+from synthgen.readers import as_gray, read_micrograph
+
+ROOT = Path(__file__).resolve().parents[1]
+TRUTH = ROOT / "tests" / "data" / "scale_bars_dev.csv"
+SPLITS = ("val-I", "val-II", "val-III", "val-STEM")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
+    args = ap.parse_args()
+    data = args.shared / "data" / "real-sem"
+    if not data.is_dir() or not ocr_available():
+        print(f"skipped: needs {data} and the tesseract OCR program")
+        return 0
+    rows = list(csv.DictReader(line for line in TRUTH.open(encoding="utf-8") if not line.startswith("#")))
+    truth = {r["image"]: r for r in rows}
+    right = wrong = missed = spurious = 0
+    start = time.perf_counter()
+    images = [p for s in SPLITS for p in sorted((data / s / "images").iterdir())]
+    for p in images:
+        key = f"{p.parent.parent.name}/{p.stem}"
+        reading = read_scale_bar(as_gray(read_micrograph(p).image))
+        got = f"{reading.label} over {reading.bar.length} px = {reading.nm_per_px:.4g} nm/px" if reading else "no scale found"
+        if key in truth:
+            want = float(truth[key]["label_nm"]) / float(truth[key]["bar_px"])
+            if reading is None:
+                missed += 1
+                verdict = "missed"
+            elif abs(reading.nm_per_px / want - 1) <= 0.02:
+                right += 1
+                verdict = "right"
+            else:
+                wrong += 1
+                verdict = f"WRONG (want {want:.4g})"
+            print(f"{key:24s} {truth[key]['label']:>7s}/{truth[key]['bar_px']:>3s} px  {got:40s} {verdict}")
+        elif reading is not None:
+            spurious += 1
+            print(f"{key:24s} (no annotated bar)  {got:40s} SPURIOUS")
+    n = len(truth)
+    print(f"\nannotated bars: {n}; read within 2 %: {right} ({right / n:.0%}, target 80 %); wrong number: {wrong}; "
+          f"no scale found: {missed}; images without an annotated bar that gave a scale: {spurious} of {len(images) - n}")
+    print(f"time per image: {(time.perf_counter() - start) / len(images):.2f} s")
+    print(f"command: {Path(sys.argv[0]).as_posix()} --shared {args.shared}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

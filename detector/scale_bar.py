@@ -1,0 +1,210 @@
+"""Pixel size from the scale bar drawn on a micrograph, and the choice of each image's scale.
+
+The bar: a solid horizontal bar of one extreme grey (white or black), 4 to 60 % of the image wide,
+at least 4 times longer than thick, allowing end ticks (``|----|``). Its label, read by OCR
+(Tesseract through pytesseract) in a window around the bar, is a number and a length unit ("200 nm",
+"1 µm", "3.0 um"); the label nearest the bar wins. nm per px = label length / bar length in px.
+No bar, no OCR engine, or no readable label next to a bar: no scale (never a guess).
+
+Each image's scale (`resolve_scale`): the file's metadata first; else the scale bar; else the
+``--nm-per-px`` option; else none. When metadata and scale bar disagree by more than
+`AGREEMENT` (5 %), a warning names both and the metadata is used.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from synthgen.readers import Micrograph, nm_per_unit
+
+AGREEMENT = 0.05
+_MIN_BAR_FRACTION, _MAX_BAR_FRACTION = 0.04, 0.6  # of the image width
+_MIN_BAR_PX = 12
+_MIN_ASPECT = 2.5
+_FULL_ROW = 0.95  # the bar's solid rows cover this much of its bounding box
+_SOLID = 0.8  # the opened bar fills its bounding box
+_BRIGHT, _DARK = 200, 55
+_OCR_ZOOM = 3  # micrograph labels are 8-20 px tall; Tesseract reads ~30 px letters best  # grey levels of a white / black bar
+# a number, then a length unit; OCR reads µ as u, p, y or a Greek mu
+_LABEL = re.compile(r"(\d+(?:[.,]\d+)?)\s*(nm|nrn|nir|[uµμ]m|mm|pm|Å)(?![a-z])", re.IGNORECASE)
+_UNIT_READS = {"nrn": "nm", "nir": "nm", "um": "µm", "μm": "µm"}  # how OCR misreads a cut or thin "nm" and "µ"
+
+
+@dataclass(frozen=True)
+class ScaleBar:
+    """A bar candidate: (x0, y0, x1, y1) pixel box, x1 - x0 = its length; polarity bright or dark."""
+
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+    bright: bool
+
+    @property
+    def length(self) -> int:
+        return self.x1 - self.x0
+
+
+@dataclass(frozen=True)
+class ScaleReading:
+    nm_per_px: float
+    bar: ScaleBar
+    label: str  # as read, e.g. "200 nm"
+    label_nm: float
+
+
+def parse_scale_label(text: str) -> list[tuple[str, float, int]]:
+    """Every "number unit" in OCR text: (label, length in nm, character offset)."""
+    out = []
+    for m in _LABEL.finditer(text):
+        unit = _UNIT_READS.get(m.group(2).lower(), m.group(2).lower())
+        scale = nm_per_unit(unit)
+        value = float(m.group(1).replace(",", "."))
+        if scale and value > 0:
+            out.append((f"{m.group(1)} {unit}", value * scale, m.start()))
+    return out
+
+
+def find_bars(gray: np.ndarray) -> list[ScaleBar]:
+    """Scale-bar candidates in a uint8 grey image, longest first.
+
+    A horizontal opening keeps only runs of bar colour at least the shortest bar long: letters touching
+    the bar and end ticks fall away, the bar stays a solid rectangle (its ticks sit at its ends, so the
+    length between the outer edges is unchanged)."""
+    import cv2
+
+    h, w = gray.shape
+    min_len = int(max(_MIN_BAR_PX, _MIN_BAR_FRACTION * w))
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (min_len, 1))
+    bars = []
+    for bright in (True, False):
+        mask = ((gray >= _BRIGHT) if bright else (gray <= _DARK)).astype(np.uint8)
+        opened = cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel)
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(opened, connectivity=4)
+        for k in range(1, n):
+            x, y, bw, bh, area = (int(v) for v in stats[k])
+            if bw > _MAX_BAR_FRACTION * w or bw < _MIN_ASPECT * bh or bh > 0.05 * h + 3:
+                continue
+            if area < _SOLID * bw * bh:  # a solid rectangle, not the rounded top of a blob
+                continue
+            if not _isolated(mask.astype(bool), x, y, bw, bh):
+                continue
+            bars.append(ScaleBar(x, y, x + bw, y + bh, bright))
+    return sorted(_joined(bars), key=lambda b: -b.length)
+
+
+def _joined(bars: list[ScaleBar]) -> list[ScaleBar]:
+    """Two collinear pieces of one thickness with a gap shorter than themselves also as one bar:
+    the |--- 1 µm ---| style, the label in the middle of the line (the pieces stay candidates too)."""
+    out = list(bars)
+    for a in bars:
+        for b in bars:
+            same_line = a.bright == b.bright and abs(a.y0 - b.y0) <= 1 and abs(a.y1 - b.y1) <= 1
+            if same_line and a.x1 < b.x0 and b.x0 - a.x1 < min(a.length, b.length) and abs(a.length - b.length) <= 0.2 * max(a.length, b.length):
+                out.append(ScaleBar(a.x0, min(a.y0, b.y0), b.x1, max(a.y1, b.y1), a.bright))
+    return out
+
+
+def _bar_rows(gray: np.ndarray, bar: ScaleBar) -> np.ndarray:
+    """The bar's solid rows within its box (its ticks left out)."""
+    box = gray[bar.y0 : bar.y1, bar.x0 : bar.x1]
+    mask = box >= _BRIGHT if bar.bright else box <= _DARK
+    return mask.mean(axis=1) >= _FULL_ROW
+
+
+def _longest_run(flags: np.ndarray) -> int:
+    best = run = 0
+    for f in flags:
+        run = run + 1 if f else 0
+        best = max(best, run)
+    return best
+
+
+def _isolated(mask: np.ndarray, x: int, y: int, bw: int, bh: int) -> bool:
+    """The bar stands on a contrasting ground: of the rows just above and below it at least one is
+    mostly not bar-coloured (letters may touch one side), and so are the columns just left and right
+    (a bright stripe in a bright region is an edge of image content)."""
+    h, w = mask.shape
+    above = mask[max(0, y - 2) : y, x : x + bw]
+    below = mask[y + bh : min(h, y + bh + 2), x : x + bw]
+    sides = np.concatenate([mask[y : y + bh, max(0, x - 2) : x].ravel(), mask[y : y + bh, x + bw : min(w, x + bw + 2)].ravel()])
+    clear = [r.size == 0 or r.mean() < 0.5 for r in (above, below)]  # the image border is clear ground
+    return any(clear) and (sides.size == 0 or sides.mean() < 0.5)
+
+
+def label_window(gray: np.ndarray, bar: ScaleBar) -> tuple[int, int, int, int]:
+    """Where the bar's label may be: a bar length either side, a few text heights above and below."""
+    h, w = gray.shape
+    pad_y = max(3 * (bar.y1 - bar.y0), 40, int(0.12 * h))
+    return max(0, bar.x0 - bar.length), max(0, bar.y0 - pad_y), min(w, bar.x1 + bar.length), min(h, bar.y1 + pad_y)
+
+
+def tesseract_ocr(crop: np.ndarray) -> str:
+    """Text in a binarised crop, black on white: a uniform block first (psm 6), then sparse text (psm 11)."""
+    import pytesseract
+
+    text = pytesseract.image_to_string(crop, config="--psm 6")
+    return text if parse_scale_label(text) else text + "\n" + pytesseract.image_to_string(crop, config="--psm 11")
+
+
+def ocr_available() -> bool:
+    """Whether pytesseract and the tesseract program are installed."""
+    try:
+        import pytesseract
+
+        pytesseract.get_tesseract_version()
+        return True
+    except Exception:  # noqa: BLE001 - missing package or program: no OCR
+        return False
+
+
+def _prepared(crop: np.ndarray, bar_level: float, same_as_bar: bool = True) -> np.ndarray:
+    """Crop for OCR: the label black on white, enlarged so small text reaches Tesseract's ~30 px
+    letters. The label has the bar's grey (`same_as_bar`, threshold halfway between bar and ground) or
+    the opposite extreme (a white bar over black text)."""
+    import cv2
+
+    ground = float(np.median(crop))
+    bright_text = (bar_level > ground) == same_as_bar
+    thr = (bar_level + ground) / 2 if same_as_bar else (ground + (0.0 if bar_level > ground else 255.0)) / 2
+    text = (crop >= thr if bright_text else crop <= thr).astype(np.uint8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(text, connectivity=8)
+    specks = np.flatnonzero((stats[:, cv2.CC_STAT_AREA] < 6) | (stats[:, cv2.CC_STAT_HEIGHT] < 5))
+    text[np.isin(labels, specks[specks > 0])] = 0  # noise specks, not letters
+    img = np.where(text > 0, 0, 255).astype(np.uint8)
+    img = cv2.resize(img, None, fx=_OCR_ZOOM, fy=_OCR_ZOOM, interpolation=cv2.INTER_CUBIC)
+    return cv2.copyMakeBorder(img, 12, 12, 12, 12, cv2.BORDER_CONSTANT, value=255)
+
+
+def read_scale_bar(gray: np.ndarray, ocr=tesseract_ocr, max_bars: int = 4) -> ScaleReading | None:
+    """The scale from the bar with a readable length label next to it, or None."""
+    for bar in find_bars(gray)[:max_bars]:
+        x0, y0, x1, y1 = label_window(gray, bar)
+        box, rows = gray[bar.y0 : bar.y1, bar.x0 : bar.x1], _bar_rows(gray, bar)
+        level = float(np.median(box[rows] if rows.any() else box))
+        crop = gray[y0:y1, x0:x1].copy()
+        crop[bar.y0 - y0 : bar.y1 - y0, bar.x0 - x0 : bar.x1 - x0] = np.median(crop)  # the bar would read as a dash
+        for same in (True, False):
+            labels = parse_scale_label(ocr(_prepared(crop, level, same)))
+            if labels:
+                label, nm, _ = labels[0]
+                return ScaleReading(nm / bar.length, bar, label, nm)
+    return None
+
+
+def resolve_scale(m: Micrograph, option: float | None, reading: ScaleReading | None) -> tuple[float | None, str, str | None]:
+    """(nm per px, source, warning or None) for one image: metadata, else scale bar, else option, else none."""
+    if m.nm_per_px:
+        warning = None
+        if reading is not None and abs(reading.nm_per_px / m.nm_per_px - 1) > AGREEMENT:
+            warning = (f"the metadata says {m.nm_per_px:.4g} nm/px but the scale bar ({reading.label} over "
+                       f"{reading.bar.length} px) says {reading.nm_per_px:.4g} nm/px; using the metadata")  # fmt: skip
+        return m.nm_per_px, "metadata", warning
+    if reading is not None:
+        return reading.nm_per_px, "scale-bar", None
+    if option:
+        return float(option), "option", None
+    return None, "none", None
