@@ -257,13 +257,10 @@ def _safe(name: str) -> str:
 
 
 def _load_rgb(path: Path) -> Image.Image:
-    with Image.open(path) as im:
-        if im.mode in ("I;16", "I;16B", "I", "F"):
-            a = np.asarray(im, np.float64)
-            lo, hi = np.percentile(a, [0.5, 99.5]) if a.size else (0, 1)
-            a = np.clip((a - lo) / max(hi - lo, 1e-9) * 255, 0, 255).astype(np.uint8)
-            return Image.fromarray(a).convert("RGB")
-        return im.convert("RGB")
+    """The image as the model saw it (synthgen.readers: 16-bit stretched, vendor formats), as RGB."""
+    from synthgen.readers import as_bgr, read_micrograph
+
+    return Image.fromarray(np.ascontiguousarray(as_bgr(read_micrograph(path).image)[..., ::-1]))
 
 
 def _legend(draw: ImageDraw.ImageDraw, items: Sequence[tuple[str, tuple]], scale: int) -> None:

@@ -27,6 +27,7 @@ _MIN_ASPECT = 2.5
 _FULL_ROW = 0.95  # the bar's solid rows cover this much of its bounding box
 _SOLID = 0.8  # the opened bar fills its bounding box
 _BRIGHT, _DARK = 200, 55
+_ROUND_MANTISSAS = (1, 1.5, 2, 2.5, 3, 4, 5, 6, 8)
 _OCR_ZOOM = 3  # micrograph labels are 8-20 px tall; Tesseract reads ~30 px letters best  # grey levels of a white / black bar
 # a number, then a length unit; OCR reads µ as u, p, y or a Greek mu
 _LABEL = re.compile(r"(\d+(?:[.,]\d+)?)\s*(nm|nrn|nir|[uµμ]m|mm|pm|Å)(?![a-z])", re.IGNORECASE)
@@ -56,14 +57,20 @@ class ScaleReading:
     label_nm: float
 
 
+def round_number(value: float) -> bool:
+    """Scale bars are drawn at round lengths (1, 2, 2.5, 5 ... x 10^k): "208 nm" is a misread "200 nm"."""
+    mantissa = value / 10 ** np.floor(np.log10(value))
+    return any(abs(mantissa - r) < 1e-6 for r in _ROUND_MANTISSAS)
+
+
 def parse_scale_label(text: str) -> list[tuple[str, float, int]]:
-    """Every "number unit" in OCR text: (label, length in nm, character offset)."""
+    """Every "number unit" in OCR text with a round number (`round_number`): (label, length in nm, offset)."""
     out = []
     for m in _LABEL.finditer(text):
         unit = _UNIT_READS.get(m.group(2).lower(), m.group(2).lower())
         scale = nm_per_unit(unit)
         value = float(m.group(1).replace(",", "."))
-        if scale and value > 0:
+        if scale and value > 0 and round_number(value):
             out.append((f"{m.group(1)} {unit}", value * scale, m.start()))
     return out
 
@@ -186,7 +193,8 @@ def read_scale_bar(gray: np.ndarray, ocr=tesseract_ocr, max_bars: int = 4) -> Sc
         box, rows = gray[bar.y0 : bar.y1, bar.x0 : bar.x1], _bar_rows(gray, bar)
         level = float(np.median(box[rows] if rows.any() else box))
         crop = gray[y0:y1, x0:x1].copy()
-        crop[bar.y0 - y0 : bar.y1 - y0, bar.x0 - x0 : bar.x1 - x0] = np.median(crop)  # the bar would read as a dash
+        # the bar (and its anti-aliased rim) would read as a dash or a "|"
+        crop[max(0, bar.y0 - y0 - 2) : bar.y1 - y0 + 2, max(0, bar.x0 - x0 - 2) : bar.x1 - x0 + 2] = np.median(crop)
         for same in (True, False):
             labels = parse_scale_label(ocr(_prepared(crop, level, same)))
             if labels:

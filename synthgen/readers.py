@@ -278,7 +278,7 @@ def _read_text_height_map(path: Path) -> Micrograph:
     except OSError as e:
         raise InputError(f"cannot read: {e.strerror}", path) from None
     if not looks_like_height_map(text[:2000]):
-        raise InputError("not a height map (expected a Gwyddion '# Width:' or WSxM ASCII header)", path)
+        raise InputError("cannot read image (a .txt must be a height map with a Gwyddion '# Width:' or WSxM ASCII header)", path)
     heights, nm, z_scale = parse_ascii_height_map(text, path)
     vendor = "wsxm-ascii" if text.lstrip("\ufeff").lower().startswith("wsxm") else "gwyddion-ascii"
     return _from_data(None, nm, vendor, heights_nm=heights * z_scale)
