@@ -233,7 +233,16 @@ def _read_tiff(path: Path) -> Micrograph:
 
     with tifffile.TiffFile(path) as tif:
         page = tif.pages.first
-        data = page.asarray()
+        try:
+            data = page.asarray()
+        except ValueError:  # a compression tifffile cannot decode here: OpenCV's libtiff may
+            import cv2
+
+            data = cv2.imdecode(np.fromfile(str(path), np.uint8), cv2.IMREAD_UNCHANGED)
+            if data is None:
+                raise
+            if data.ndim == 3:
+                data = data[..., ::-1]  # OpenCV's BGR(A) -> RGB(A), as tifffile gives
         if data.ndim == 3 and data.shape[0] in (3, 4) and data.shape[2] not in (3, 4):
             data = np.moveaxis(data, 0, -1)  # planar colour
         while data.ndim > 3 or (data.ndim == 3 and data.shape[2] not in (1, 3, 4)):
@@ -382,6 +391,19 @@ def micrograph_size(path: str | Path) -> tuple[int, int]:
         except Exception:  # noqa: BLE001 - corrupt TIFF
             raise InputError("cannot read image (corrupt or not an image)", path) from None
     return read_micrograph(path).size
+
+
+def is_8bit_raster(path: str | Path) -> bool:
+    """An 8-bit PNG/JPEG/BMP/TIFF that any image library reads as the network sees it (no stretch)."""
+    from PIL import Image, UnidentifiedImageError
+
+    if Path(path).suffix.lower() not in RASTER_SUFFIXES:
+        return False
+    try:
+        with Image.open(path) as im:
+            return im.mode in ("1", "L", "P", "RGB", "RGBA", "LA", "PA")
+    except (OSError, UnidentifiedImageError, ValueError, ImportError):
+        return True  # unreadable: left to the caller's own error
 
 
 def as_bgr(image: np.ndarray) -> np.ndarray:
