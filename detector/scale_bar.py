@@ -31,6 +31,7 @@ _ROUND_MANTISSAS = (1, 1.5, 2, 2.5, 3, 4, 5, 6, 8)
 _OCR_ZOOM = 3  # micrograph labels are 8-20 px tall; Tesseract reads ~30 px letters best  # grey levels of a white / black bar
 # a number, then a length unit; OCR reads µ as u, p, y or a Greek mu
 _LABEL = re.compile(r"(\d+(?:[.,]\d+)?)\s*(nm|nrn|nir|[uµμ]m|mm|pm|Å)(?![a-z])", re.IGNORECASE)
+_LONE_ONE = re.compile(r"(?<![\w.])[Il|T]\s*([uµμ]m|nm)\b")  # OCR reads a lone "1" as I, l, | or T
 _UNIT_READS = {"nrn": "nm", "nir": "nm", "um": "µm", "μm": "µm"}  # how OCR misreads a cut or thin "nm" and "µ"
 
 
@@ -43,6 +44,7 @@ class ScaleBar:
     x1: int
     y1: int
     bright: bool
+    gap: tuple[int, int] | None = None  # a line in two pieces: the columns between them (the label's)
 
     @property
     def length(self) -> int:
@@ -65,6 +67,7 @@ def round_number(value: float) -> bool:
 
 def parse_scale_label(text: str) -> list[tuple[str, float, int]]:
     """Every "number unit" in OCR text with a round number (`round_number`): (label, length in nm, offset)."""
+    text = _LONE_ONE.sub(r"1 \1", text)
     out = []
     for m in _LABEL.finditer(text):
         unit = _UNIT_READS.get(m.group(2).lower(), m.group(2).lower())
@@ -95,6 +98,8 @@ def find_bars(gray: np.ndarray) -> list[ScaleBar]:
             x, y, bw, bh, area = (int(v) for v in stats[k])
             if bw > _MAX_BAR_FRACTION * w or bw < _MIN_ASPECT * bh or bh > 0.05 * h + 3:
                 continue
+            if x == 0 or x + bw == w:  # cut by the image's side: a band of the image, or a bar we cannot measure
+                continue
             if area < _SOLID * bw * bh:  # a solid rectangle, not the rounded top of a blob
                 continue
             if not _isolated(mask.astype(bool), x, y, bw, bh):
@@ -111,7 +116,7 @@ def _joined(bars: list[ScaleBar]) -> list[ScaleBar]:
         for b in bars:
             same_line = a.bright == b.bright and abs(a.y0 - b.y0) <= 1 and abs(a.y1 - b.y1) <= 1
             if same_line and a.x1 < b.x0 and b.x0 - a.x1 < min(a.length, b.length) and abs(a.length - b.length) <= 0.2 * max(a.length, b.length):
-                out.append(ScaleBar(a.x0, min(a.y0, b.y0), b.x1, max(a.y1, b.y1), a.bright))
+                out.append(ScaleBar(a.x0, min(a.y0, b.y0), b.x1, max(a.y1, b.y1), a.bright, (a.x1, b.x0)))
     return out
 
 
@@ -186,21 +191,45 @@ def _prepared(crop: np.ndarray, bar_level: float, same_as_bar: bool = True) -> n
     return cv2.copyMakeBorder(img, 12, 12, 12, 12, cv2.BORDER_CONSTANT, value=255)
 
 
-def read_scale_bar(gray: np.ndarray, ocr=tesseract_ocr, max_bars: int = 4) -> ScaleReading | None:
-    """The scale from the bar with a readable length label next to it, or None."""
+def scale_bar_readings(gray: np.ndarray, ocr=tesseract_ocr, max_bars: int = 4) -> list[ScaleReading]:
+    """A reading for every bar candidate (longest first, at most `max_bars`) with a label next to it."""
+    out = []
     for bar in find_bars(gray)[:max_bars]:
+        if any(r.bar.gap and r.bar.x0 <= bar.x0 and bar.x1 <= r.bar.x1 and abs(r.bar.y0 - bar.y0) <= 1 for r in out):
+            continue  # a piece of a split line already read whole
         x0, y0, x1, y1 = label_window(gray, bar)
         box, rows = gray[bar.y0 : bar.y1, bar.x0 : bar.x1], _bar_rows(gray, bar)
         level = float(np.median(box[rows] if rows.any() else box))
         crop = gray[y0:y1, x0:x1].copy()
         # the bar (and its anti-aliased rim) would read as a dash or a "|"
-        crop[max(0, bar.y0 - y0 - 2) : bar.y1 - y0 + 2, max(0, bar.x0 - x0 - 2) : bar.x1 - x0 + 2] = np.median(crop)
+        ground = np.median(crop)
+        rows = slice(max(0, bar.y0 - y0 - 2), bar.y1 - y0 + 2)
+        for a, b in ([(bar.x0, bar.gap[0]), (bar.gap[1], bar.x1)] if bar.gap else [(bar.x0, bar.x1)]):
+            crop[rows, max(0, a - x0 - 2) : b - x0 + 2] = ground
         for same in (True, False):
             labels = parse_scale_label(ocr(_prepared(crop, level, same)))
             if labels:
                 label, nm, _ = labels[0]
-                return ScaleReading(nm / bar.length, bar, label, nm)
-    return None
+                out.append(ScaleReading(nm / bar.length, bar, label, nm))
+                break
+    return out
+
+
+def choose_reading(readings: list[ScaleReading]) -> tuple[ScaleReading | None, str | None]:
+    """The reading, or None and why, when bars with labels disagree (more than 2 %): no guess."""
+    if not readings:
+        return None, None
+    first = readings[0]
+    others = [r for r in readings[1:] if abs(r.nm_per_px / first.nm_per_px - 1) > 0.02]
+    if others:
+        found = "; ".join(f"{r.label} over {r.bar.length} px" for r in [first, *others])
+        return None, f"scale bar ambiguous ({found}): no scale taken from it"
+    return first, None
+
+
+def read_scale_bar(gray: np.ndarray, ocr=tesseract_ocr, max_bars: int = 4) -> ScaleReading | None:
+    """The scale from the bars with a readable length label next to them, or None (none, or they disagree)."""
+    return choose_reading(scale_bar_readings(gray, ocr, max_bars))[0]
 
 
 def resolve_scale(m: Micrograph, option: float | None, reading: ScaleReading | None) -> tuple[float | None, str, str | None]:

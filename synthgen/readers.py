@@ -14,10 +14,17 @@ than 8 bits. Formats and where the pixel size comes from:
   (gwyfile) and Nanonis ``.sxm`` (nanonispy). Heights are kept in nm; the 8-bit image is Eq. 1 of
   Okunev et al. 2020: ``I = 255 (z - z_min) / (z_max - z_min)``, a linear map of the height range.
 
-Data over 8 bits (16-bit, 32-bit, float) are mapped to 8 bits by a robust stretch: the values at the
-``STRETCH_PERCENTILES`` (0.1 % and 99.9 %) become 0 and 255, linearly in between. At most 0.1 % of the
-pixels at each end are saturated by it (hot pixels, a saturated detector), never more: the fraction
-actually clipped is reported in `Micrograph.clipped`. 8-bit data are passed through unchanged.
+Data over 8 bits are mapped to 8 bits in one of two ways (`to_network_image`):
+
+- unsigned integers that use at least half of their type's range (``FULL_RANGE``, between the
+  0.1 and 99.9 percentiles) are scaled linearly from the type's range, as their 8-bit export would
+  be (16-bit: value / 257), so a 16-bit image gives the detections of its 8-bit export; nothing is clipped;
+- everything else (a 12- or 14-bit detector in a 16-bit file, 32-bit, float) by a robust stretch: the
+  values at the ``STRETCH_PERCENTILES`` (0.1 % and 99.9 %) become 0 and 255, linearly in between. At
+  most 0.1 % of the pixels at each end are saturated by it (hot pixels, a saturated detector), never
+  more: the fraction actually clipped is kept in `Micrograph.clipped`.
+
+8-bit data are passed through unchanged.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ HEIGHT_MAP_SUFFIXES = {".asc", ".gwy", ".sxm"}
 TEXT_HEIGHT_MAP_SUFFIXES = {".asc", ".txt"}  # .txt only when its header says it is a height map
 MICROGRAPH_SUFFIXES = RASTER_SUFFIXES | VENDOR_SUFFIXES | HEIGHT_MAP_SUFFIXES
 STRETCH_PERCENTILES = (0.1, 99.9)
+FULL_RANGE = 0.5  # of an unsigned type's range: data spanning it are scaled linearly, not stretched
 SCALE_SOURCES = ("metadata", "scale-bar", "option", "none")
 
 # length units as vendors spell them -> nm (µ: micro sign U+00B5 and Greek mu U+03BC; "u" and mojibake)
@@ -116,6 +124,11 @@ def to_network_image(data: np.ndarray, rgb: bool = False) -> tuple[np.ndarray, t
         return np.ascontiguousarray(a), None, 0.0
     if a.dtype == np.bool_:
         return a.astype(np.uint8) * 255, (0.0, 1.0), 0.0
+    if np.issubdtype(a.dtype, np.unsignedinteger) and a.size:
+        top = float(np.iinfo(a.dtype).max)
+        lo, hi = np.percentile(a, STRETCH_PERCENTILES)
+        if hi - lo >= FULL_RANGE * top:  # the image uses its range: scale as its 8-bit export would
+            return np.round(a.astype(np.float64) * (255.0 / top)).astype(np.uint8), (0.0, top), 0.0
     img, lohi, clipped = stretch_to_uint8(a)
     return np.ascontiguousarray(img), lohi, clipped
 

@@ -44,10 +44,19 @@ def test_zeiss_tiff_pixel_size_and_16_bit(tmp_path):
     assert (m.nm_per_px, m.scale_source, m.vendor) == (2.345, "metadata", "zeiss")
     assert m.image.dtype == np.uint8 and m.image.shape == DATA16.shape
     assert m.raw is not None and m.raw.dtype == np.uint16
-    lo, hi = np.percentile(DATA16, STRETCH_PERCENTILES)
-    assert m.stretch == pytest.approx((lo, hi))
-    assert 0 < m.clipped <= 2 * (STRETCH_PERCENTILES[0] / 100) + 1e-3
+    # it uses its range: scaled as its 8-bit export (value / 257), nothing clipped
+    assert m.stretch == (0.0, 65535.0) and m.clipped == 0.0
+    assert np.array_equal(m.image, np.round(DATA16 / 257).astype(np.uint8))
     assert micrograph_size(tmp_path / "z.tif") == (64, 48)
+
+
+def test_twelve_bit_data_in_16_bits_are_stretched(tmp_path):
+    data = (DATA16 // 16).astype(np.uint16)  # a 12-bit detector: 0-4095 of 65535
+    tifffile.imwrite(tmp_path / "d.tif", data)
+    m = read_micrograph(tmp_path / "d.tif")
+    assert m.stretch == pytest.approx(tuple(np.percentile(data, STRETCH_PERCENTILES)))
+    assert m.image.min() == 0 and m.image.max() == 255
+    assert 0 < m.clipped <= 2 * (STRETCH_PERCENTILES[0] / 100) + 1e-3
 
 
 @pytest.mark.parametrize(("line", "key", "nm"), [

@@ -314,14 +314,17 @@ class _ScaleCollector:
             warn("no OCR engine (pip install pytesseract; apt install tesseract-ocr): scale bars are not read")
 
     def __call__(self, path: Path, m, rows: int) -> None:
-        from detector.scale_bar import read_scale_bar, resolve_scale
+        from detector.scale_bar import choose_reading, resolve_scale, scale_bar_readings
         from synthgen.readers import as_gray
         from synthgen.warnings_log import warn
 
-        reading = read_scale_bar(as_gray(m.image)) if self.read_bar and m.heights_nm is None else None
+        reading, ambiguous = None, None
+        if self.read_bar and m.heights_nm is None:
+            reading, ambiguous = choose_reading(scale_bar_readings(as_gray(m.image)))
         nm, source, warning = resolve_scale(m, self.option, reading)
-        if warning:
-            warn(warning, path)
+        for text in (ambiguous, warning):
+            if text:
+                warn(text, path)
         self.found[path] = (nm, source)
         if m.heights_nm is not None:
             self.heights[path] = m.heights_nm
