@@ -43,7 +43,7 @@ def main() -> int:
         return 0
     model, device = load_model(shipped_weights()), select_device(args.device)
     print(f"{'set':8s} {'8-bit PNG':>10s} {'16-bit x257':>12s} {'14-bit mid':>11s}  (mAP@0.5, VOC; shipped model, device {device})")
-    worst = 0.0
+    worst = {"x257": 0.0, "mid": 0.0}
     for split in splits:
         samples = read_labelled_folder(data / split)
         with tempfile.TemporaryDirectory() as tmp:
@@ -61,9 +61,11 @@ def main() -> int:
             for kind, paths in files.items():
                 dets = list(predict_images(model, paths, conf=0.001, device=device))
                 maps[kind] = evaluate_set([(s.gt, d) for s, d in zip(samples, dets)], CLASS_NAMES).overall.ap50
-        worst = max(worst, abs(maps["x257"] - maps["png"]), abs(maps["mid"] - maps["png"]))
+        for kind in worst:
+            worst[kind] = max(worst[kind], abs(maps[kind] - maps["png"]))
         print(f"{split:8s} {maps['png']:10.4f} {maps['x257']:12.4f} {maps['mid']:11.4f}")
-    print(f"largest |16-bit - 8-bit| mAP@0.5: {worst:.4f} (target <= 0.01: {'met' if worst <= 0.01 else 'NOT met'})")
+    for kind, what in (("x257", "16-bit whose 8-bit export is the PNG"), ("mid", "14-bit in 16 (stretched)")):
+        print(f"{what}: largest |mAP@0.5 - PNG's| {worst[kind]:.4f} (target <= 0.01: {'met' if worst[kind] <= 0.01 else 'NOT met'})")
     print(f"command: python {Path(sys.argv[0]).as_posix()} --shared {args.shared}" + "".join(f" --set {s}" for s in splits))
     return 0
 
