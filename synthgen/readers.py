@@ -11,7 +11,7 @@ than 8 bits. Formats and where the pixel size comes from:
 - Gatan DM3/DM4 and EMD (Velox and Berkeley/NCEM), through rosettasciio: the image axes' scale.
 - Height maps from STM/AFM: an ASCII matrix with a header (Gwyddion's "Export ASCII data matrix"
   with its ``# Width:`` and ``# Value units:`` lines, or WSxM's ``X Amplitude:``), Gwyddion ``.gwy``
-  (gwyfile) and Nanonis ``.sxm`` (nanonispy). Heights are kept in nm; the 8-bit image is Eq. 1 of
+  (gwyfile) and Nanonis ``.sxm`` (nanonispy2). Heights are kept in nm; the 8-bit image is Eq. 1 of
   Okunev et al. 2020: ``I = 255 (z - z_min) / (z_max - z_min)``, a linear map of the height range.
 
 Data over 8 bits are mapped to 8 bits in one of two ways (`to_network_image`):
@@ -322,7 +322,7 @@ def _read_gwy(path: Path) -> Micrograph:
 
 
 def _read_sxm(path: Path) -> Micrograph:
-    import nanonispy
+    import nanonispy2 as nanonispy
 
     scan = nanonispy.read.Scan(str(path))
     if "Z" not in scan.signals:

@@ -157,7 +157,7 @@ def test_gwyddion_gwy(tmp_path):
     assert m.nm_per_px == pytest.approx(2.0) and m.heights_nm == pytest.approx(z * 1e9)
 
 
-@pytest.mark.parametrize("name", ["bad.tif", "bad.png", "bad.emd", "bad.gwy", "bad.dm3"])
+@pytest.mark.parametrize("name", ["bad.tif", "bad.png", "bad.emd", "bad.gwy", "bad.dm3", "bad.dm4", "bad.sxm", "bad.asc"])
 def test_corrupt_files_are_input_errors(tmp_path, name):
     p = tmp_path / name
     p.write_bytes(b"not an image at all" * 10)
@@ -188,3 +188,23 @@ def test_eq1_spans_the_range(z):
         assert img.min() == 0 and img.max() == 255
     else:
         assert (img == 0).all()
+
+
+def nanonis_sxm(path, z_m: np.ndarray, range_m: float) -> None:
+    """A minimal Nanonis .sxm scan: text header up to SCANIT_END, then big-endian float32 Z (both directions)."""
+    ny, nx = z_m.shape
+    header = (
+        ":NANONIS_VERSION:\n2\n:SCAN_PIXELS:\n" f"{nx} {ny}\n:SCAN_RANGE:\n{range_m:e} {range_m * ny / nx:e}\n"
+        ":SCAN_OFFSET:\n0 0\n:SCAN_TIME:\n1 1\n:BIAS:\n0.1\n:ACQ_TIME:\n60\n:SCAN_DIR:\nup\n"
+        ":DATA_INFO:\n\tChannel\tName\tUnit\tDirection\tCalibration\tOffset\n\t14\tZ\tm\tboth\t1\t0\n\n:SCANIT_END:\n"
+    )
+    data = np.stack([z_m, z_m]).astype(">f4").tobytes()
+    path.write_bytes(header.encode() + b"\n\n\x1a\x04" + data)
+
+
+def test_nanonis_sxm(tmp_path):
+    z = RNG.random((24, 32)) * 1e-9
+    nanonis_sxm(tmp_path / "s.sxm", z, 64e-9)
+    m = read_micrograph(tmp_path / "s.sxm")
+    assert m.vendor == "sxm" and m.nm_per_px == pytest.approx(2.0)
+    assert m.heights_nm == pytest.approx(z * 1e9, rel=1e-5)
