@@ -13,7 +13,8 @@ API (JSON; errors are ``{"error": "NAME: what is wrong"}`` with a 4xx status):
                      preview (0/1: add an 8-bit JPEG of each image as the model saw it)
                      -> {"images": [{name, width, height, nm_per_px, scale_source, counts, particles: [...]}]}
   POST /api/export   multipart: files (the same images), results (JSON: {"images": [{name, nm_per_px,
-                     particles: [{class_id, confidence, box}]}]}) -> zip of CSV, COCO, labelme, PNGs
+                     scale_source (optional), particles: [{class_id, confidence, box}]}]}) -> zip of CSV,
+                     COCO, labelme, PNGs; each image in nm at its own scale
 """
 
 from __future__ import annotations
