@@ -28,10 +28,10 @@ _FULL_ROW = 0.95  # the bar's solid rows cover this much of its bounding box
 _SOLID = 0.8  # the opened bar fills its bounding box
 _BRIGHT, _DARK = 200, 55
 _ROUND_MANTISSAS = (1, 1.5, 2, 2.5, 3, 4, 5, 6, 8)
-_OCR_ZOOM = 3  # micrograph labels are 8-20 px tall; Tesseract reads ~30 px letters best  # grey levels of a white / black bar
+_OCR_ZOOMS = (3, 2)  # micrograph labels are 8-20 px tall; Tesseract reads ~30 px letters best (2: the fallback)  # grey levels of a white / black bar
 # a number, then a length unit; OCR reads µ as u, p, y or a Greek mu
 _LABEL = re.compile(r"(\d+(?:[.,]\d+)?)\s*(nm|nrn|nir|[uµμ]m|mm|pm|Å)(?![a-z])", re.IGNORECASE)
-_LONE_ONE = re.compile(r"(?<![\w.])[Il|T]\s*([uµμ]m|nm)\b")  # OCR reads a lone "1" as I, l, | or T
+_LONE_ONE = re.compile(r"(?<![\w.])[Il|Tt]\s*([uµμ]m|nm)\b")  # OCR reads a lone "1" as I, l, | or T
 _UNIT_READS = {"nrn": "nm", "nir": "nm", "um": "µm", "μm": "µm"}  # how OCR misreads a cut or thin "nm" and "µ"
 
 
@@ -173,7 +173,7 @@ def ocr_available() -> bool:
         return False
 
 
-def _prepared(crop: np.ndarray, bar_level: float, same_as_bar: bool = True) -> np.ndarray:
+def _prepared(crop: np.ndarray, bar_level: float, same_as_bar: bool = True, zoom: int = _OCR_ZOOMS[0]) -> np.ndarray:
     """Crop for OCR: the label black on white, enlarged so small text reaches Tesseract's ~30 px
     letters. The label has the bar's grey (`same_as_bar`, threshold halfway between bar and ground) or
     the opposite extreme (a white bar over black text)."""
@@ -187,7 +187,7 @@ def _prepared(crop: np.ndarray, bar_level: float, same_as_bar: bool = True) -> n
     specks = np.flatnonzero((stats[:, cv2.CC_STAT_AREA] < 6) | (stats[:, cv2.CC_STAT_HEIGHT] < 5))
     text[np.isin(labels, specks[specks > 0])] = 0  # noise specks, not letters
     img = np.where(text > 0, 0, 255).astype(np.uint8)
-    img = cv2.resize(img, None, fx=_OCR_ZOOM, fy=_OCR_ZOOM, interpolation=cv2.INTER_CUBIC)
+    img = cv2.resize(img, None, fx=zoom, fy=zoom, interpolation=cv2.INTER_CUBIC)
     return cv2.copyMakeBorder(img, 12, 12, 12, 12, cv2.BORDER_CONSTANT, value=255)
 
 
@@ -206,8 +206,8 @@ def scale_bar_readings(gray: np.ndarray, ocr=tesseract_ocr, max_bars: int = 4) -
         rows = slice(max(0, bar.y0 - y0 - 2), bar.y1 - y0 + 2)
         for a, b in ([(bar.x0, bar.gap[0]), (bar.gap[1], bar.x1)] if bar.gap else [(bar.x0, bar.x1)]):
             crop[rows, max(0, a - x0 - 2) : b - x0 + 2] = ground
-        for same in (True, False):
-            labels = parse_scale_label(ocr(_prepared(crop, level, same)))
+        for same, zoom in ((same, zoom) for same in (True, False) for zoom in _OCR_ZOOMS):
+            labels = parse_scale_label(ocr(_prepared(crop, level, same, zoom)))
             if labels:
                 label, nm, _ = labels[0]
                 out.append(ScaleReading(nm / bar.length, bar, label, nm))
