@@ -6,9 +6,10 @@ at least 4 times longer than thick, allowing end ticks (``|----|``). Its label, 
 "1 µm", "3.0 um"); the label nearest the bar wins. nm per px = label length / bar length in px.
 No bar, no OCR engine, or no readable label next to a bar: no scale (never a guess).
 
-Each image's scale (`resolve_scale`): the file's metadata first; else the scale bar; else the
-``--nm-per-px`` option; else none. When metadata and scale bar disagree by more than
-`AGREEMENT` (5 %), a warning names both and the metadata is used.
+Each image's scale (`resolve_scale`): the file's metadata first; else the scale bar (with a warning
+line saying what was read, as OCR can misread a digit); else the ``--nm-per-px`` option; else none.
+When metadata and scale bar disagree by more than `AGREEMENT` (5 %), a warning names both and the
+metadata is used. Readings outside `NM_PER_PX_RANGE` are taken as misreads.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ _FULL_ROW = 0.95  # the bar's solid rows cover this much of its bounding box
 _SOLID = 0.8  # the opened bar fills its bounding box
 _BRIGHT, _DARK = 200, 55
 _ROUND_MANTISSAS = (1, 1.5, 2, 2.5, 3, 4, 5, 6, 8)
+NM_PER_PX_RANGE = (1e-3, 1e4)  # electron/probe micrographs: 1 pm to 10 µm per pixel; outside is a misread
 _OCR_ZOOMS = (3, 2)  # micrograph labels are 8-20 px tall; Tesseract reads ~30 px letters best (2: the fallback)  # grey levels of a white / black bar
 # a number, then a length unit; OCR reads µ as u, p, y or a Greek mu
 _LABEL = re.compile(r"(\d+(?:[.,]\d+)?)\s*(nm|nrn|nir|[uµμ]m|mm|pm|Å)(?![a-z])", re.IGNORECASE)
@@ -208,6 +210,7 @@ def scale_bar_readings(gray: np.ndarray, ocr=tesseract_ocr, max_bars: int = 4) -
             crop[rows, max(0, a - x0 - 2) : b - x0 + 2] = ground
         for same, zoom in ((same, zoom) for same in (True, False) for zoom in _OCR_ZOOMS):
             labels = parse_scale_label(ocr(_prepared(crop, level, same, zoom)))
+            labels = [lab for lab in labels if NM_PER_PX_RANGE[0] <= lab[1] / bar.length <= NM_PER_PX_RANGE[1]]
             if labels:
                 label, nm, _ = labels[0]
                 out.append(ScaleReading(nm / bar.length, bar, label, nm))
@@ -240,8 +243,9 @@ def resolve_scale(m: Micrograph, option: float | None, reading: ScaleReading | N
             warning = (f"the metadata says {m.nm_per_px:.4g} nm/px but the scale bar ({reading.label} over "
                        f"{reading.bar.length} px) says {reading.nm_per_px:.4g} nm/px; using the metadata")  # fmt: skip
         return m.nm_per_px, "metadata", warning
-    if reading is not None:
-        return reading.nm_per_px, "scale-bar", None
+    if reading is not None:  # OCR can misread a digit: say what was read, so a wrong number never passes unseen
+        return reading.nm_per_px, "scale-bar", (f"pixel size {reading.nm_per_px:.4g} nm/px from the scale bar: "
+                                                f"'{reading.label}' read over {reading.bar.length} px (OCR; check it)")
     if option:
         return float(option), "option", None
     return None, "none", None

@@ -78,7 +78,8 @@ def test_resolve_scale_order_and_disagreement():
     reading = type("R", (), {"nm_per_px": 2.2, "label": "220 nm", "bar": type("B", (), {"length": 100})()})()
     assert resolve_scale(plain, None, None) == (None, "none", None)
     assert resolve_scale(plain, 1.5, None) == (1.5, "option", None)
-    assert resolve_scale(plain, 1.5, reading) == (2.2, "scale-bar", None)  # scale bar before the option
+    nm, source, note = resolve_scale(plain, 1.5, reading)  # scale bar before the option, saying what was read
+    assert (nm, source) == (2.2, "scale-bar") and "'220 nm' read over 100 px" in note
     nm, source, warning = resolve_scale(tagged, 1.5, reading)  # 10 % apart: warn, keep the metadata
     assert (nm, source) == (2.0, "metadata") and "2.2 nm/px" in warning and "using the metadata" in warning
     close = type("R", (), {"nm_per_px": 2.06, "label": "206 nm", "bar": reading.bar})()
@@ -190,6 +191,7 @@ def test_predict_reads_the_scale_bar_when_there_is_no_metadata(tmp_path):
     assert res.exit_code == 0, res.output
     per = json.loads((tmp_path / "out" / "summary.json").read_text())["per_image"][0]
     assert per["scale_source"] == "scale-bar" and per["nm_per_px"] == pytest.approx(2.0, rel=0.02)
+    assert "bar.png" in res.stderr and "from the scale bar" in res.stderr  # what OCR read, to check
 
 
 @needs_ocr
