@@ -30,7 +30,8 @@ _SOLID = 0.8  # the opened bar fills its bounding box
 _BRIGHT, _DARK = 200, 55
 _ROUND_MANTISSAS = (1, 1.5, 2, 2.5, 3, 4, 5, 6, 8)
 NM_PER_PX_RANGE = (1e-3, 1e4)  # electron/probe micrographs: 1 pm to 10 µm per pixel; outside is a misread
-_OCR_ZOOMS = (3, 2)  # micrograph labels are 8-20 px tall; Tesseract reads ~30 px letters best (2: the fallback)  # grey levels of a white / black bar
+_LETTER_PX = 32  # Tesseract reads letters about this tall best
+_OCR_ZOOMS = (1.0, 0.67)  # relative to the zoom that brings the label's letters to _LETTER_PX (then a smaller one)  # grey levels of a white / black bar
 # a number, then a length unit; OCR reads µ as u, p, y or a Greek mu
 _LABEL = re.compile(r"(\d+(?:[.,]\d+)?)\s*(nm|nrn|nir|[uµμ]m|mm|pm|Å)(?![a-z])", re.IGNORECASE)
 _LONE_ONE = re.compile(r"(?<![\w.])[Il|Tt]\s*([uµμ]m|nm)\b")  # OCR reads a lone "1" as I, l, | or T
@@ -175,9 +176,9 @@ def ocr_available() -> bool:
         return False
 
 
-def _prepared(crop: np.ndarray, bar_level: float, same_as_bar: bool = True, zoom: int = _OCR_ZOOMS[0]) -> np.ndarray:
-    """Crop for OCR: the label black on white, enlarged so small text reaches Tesseract's ~30 px
-    letters. The label has the bar's grey (`same_as_bar`, threshold halfway between bar and ground) or
+def _prepared(crop: np.ndarray, bar_level: float, same_as_bar: bool = True, zoom: float = _OCR_ZOOMS[0]) -> np.ndarray:
+    """Crop for OCR: the label black on white, resized so its letters (the median height of the text's
+    connected parts) measure `zoom` x _LETTER_PX. The label has the bar's grey (`same_as_bar`, threshold halfway between bar and ground) or
     the opposite extreme (a white bar over black text)."""
     import cv2
 
@@ -188,8 +189,11 @@ def _prepared(crop: np.ndarray, bar_level: float, same_as_bar: bool = True, zoom
     n, labels, stats, _ = cv2.connectedComponentsWithStats(text, connectivity=8)
     specks = np.flatnonzero((stats[:, cv2.CC_STAT_AREA] < 6) | (stats[:, cv2.CC_STAT_HEIGHT] < 5))
     text[np.isin(labels, specks[specks > 0])] = 0  # noise specks, not letters
+    heights = stats[1:, cv2.CC_STAT_HEIGHT][np.isin(np.arange(1, n), specks, invert=True)]
+    letters = float(np.median(heights)) if len(heights) else 10.0
+    factor = float(np.clip(zoom * _LETTER_PX / max(letters, 1.0), 0.5, 4.0))
     img = np.where(text > 0, 0, 255).astype(np.uint8)
-    img = cv2.resize(img, None, fx=zoom, fy=zoom, interpolation=cv2.INTER_CUBIC)
+    img = cv2.resize(img, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_CUBIC)
     return cv2.copyMakeBorder(img, 12, 12, 12, 12, cv2.BORDER_CONSTANT, value=255)
 
 
