@@ -151,10 +151,12 @@ def _isolated(mask: np.ndarray, x: int, y: int, bw: int, bh: int) -> bool:
 
 
 def label_window(gray: np.ndarray, bar: ScaleBar) -> tuple[int, int, int, int]:
-    """Where the bar's label may be: a bar length either side, a few text heights above and below."""
+    """Where the bar's label may be: a bar length (at least 15 % of the width: a short bar's label is
+    wider than the bar) either side, a few text heights above and below."""
     h, w = gray.shape
+    pad_x = max(bar.length, int(0.15 * w))
     pad_y = max(3 * (bar.y1 - bar.y0), 40, int(0.12 * h))
-    return max(0, bar.x0 - bar.length), max(0, bar.y0 - pad_y), min(w, bar.x1 + bar.length), min(h, bar.y1 + pad_y)
+    return max(0, bar.x0 - pad_x), max(0, bar.y0 - pad_y), min(w, bar.x1 + pad_x), min(h, bar.y1 + pad_y)
 
 
 def tesseract_ocr(crop: np.ndarray) -> str:
