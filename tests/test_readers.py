@@ -208,3 +208,18 @@ def test_nanonis_sxm(tmp_path):
     m = read_micrograph(tmp_path / "s.sxm")
     assert m.vendor == "sxm" and m.nm_per_px == pytest.approx(2.0)
     assert m.heights_nm == pytest.approx(z * 1e9, rel=1e-5)
+
+
+def test_dm4_axes_through_rosettasciio(tmp_path, monkeypatch):
+    """No DM writer exists and rosettasciio ships no sample files: its reader is stood in for by what it
+    returns for a DM4 image (a list of signal dicts with calibrated axes), to test the pixel size we take."""
+    import rsciio.digitalmicrograph as dm
+
+    axes = [{"name": "y", "size": 48, "scale": 0.0125, "offset": 0.0, "units": "µm", "navigate": False},
+            {"name": "x", "size": 64, "scale": 0.0125, "offset": 0.0, "units": "µm", "navigate": False}]  # fmt: skip
+    monkeypatch.setattr(dm, "file_reader", lambda name: [{"data": DATA16.astype(np.float32), "axes": axes, "metadata": {}}])
+    (tmp_path / "a.dm4").write_bytes(b"stand-in")
+    m = read_micrograph(tmp_path / "a.dm4")
+    assert (m.vendor, m.nm_per_px, m.image.shape, m.scale_source) == ("digitalmicrograph", 12.5, (48, 64), "metadata")
+    axes[1]["units"] = "<undefined>"  # an uncalibrated image: no pixel size
+    assert read_micrograph(tmp_path / "a.dm4").nm_per_px is None
