@@ -61,15 +61,16 @@ class BaselineParams:
 
 
 def read_gray(path: str | Path) -> np.ndarray:
-    """A grey float image in [0, 1] (8/16-bit, grey or colour)."""
-    import cv2
+    """A grey float image in [0, 1] through synthgen.readers: 8-bit / 255; grey data over 8 bits by the
+    reader's stretch kept in float precision; height maps by Okunev's Eq. 1 (min-max of the heights)."""
+    from synthgen.readers import as_gray, read_micrograph
 
-    img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE | cv2.IMREAD_ANYDEPTH)
-    if img is None:
-        raise InputError("cannot read image", path)
-    if np.issubdtype(img.dtype, np.integer):
-        return img.astype(np.float64) / np.iinfo(img.dtype).max
-    return np.clip(img.astype(np.float64), 0.0, 1.0)  # float images are taken as already in [0, 1]
+    m = read_micrograph(path)
+    data = m.heights_nm if m.heights_nm is not None else m.raw
+    if data is not None and data.ndim == 2 and m.stretch and m.stretch[1] > m.stretch[0]:
+        lo, hi = m.stretch
+        return np.clip((np.nan_to_num(data.astype(np.float64), nan=lo) - lo) / (hi - lo), 0.0, 1.0)
+    return as_gray(m.image).astype(np.float64) / 255.0
 
 
 def flatten_background(img: np.ndarray, sigma: float) -> np.ndarray:

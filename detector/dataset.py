@@ -218,10 +218,18 @@ def crop_labels(sample: Sample, keep_rows: int, min_visible: float = MIN_VISIBLE
 
 
 def _read_image(path: Path) -> np.ndarray:
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise InputError("cannot decode image", path)
-    return image
+    """The 8-bit image as predict sees it (synthgen.readers: 16-bit/float stretched, vendor formats)."""
+    from synthgen.readers import read_micrograph
+
+    return read_micrograph(path).image
+
+
+def _converted(path: Path) -> bool:
+    """Written as an 8-bit PNG (through the reader) rather than linked: not an 8-bit raster, so that
+    training sees the 8-bit mapping predict uses (ultralytics would cut 16 bits to their high byte)."""
+    from synthgen.readers import is_8bit_raster
+
+    return not is_8bit_raster(path)
 
 
 def load_items(
@@ -452,11 +460,11 @@ def _slug(text: str) -> str:
 
 
 def output_names(items: Sequence[Item], sources: Sequence[Source]) -> list[str]:
-    """A unique file name per item: ``<source folder>_<image stem><suffix>`` (cropped images become .png)."""
+    """A unique file name per item: ``<source folder>_<image stem><suffix>`` (cropped and converted images become .png)."""
     names, used = [], set()
     for it in items:
         stem = f"{_slug(sources[it.source].path.name)}_{_slug(it.sample.image_path.stem)}"
-        suffix = ".png" if it.keep_rows is not None else it.sample.image_path.suffix.lower()
+        suffix = ".png" if it.keep_rows is not None or _converted(it.sample.image_path) else it.sample.image_path.suffix.lower()
         name, k = stem + suffix, 1
         while name.lower() in used:
             k += 1
@@ -478,7 +486,7 @@ def _jpeg_needs_repair(path: Path) -> bool:
 
 def _place_image(item: Item, dest: Path, copy: bool) -> None:
     src = item.sample.image_path
-    if item.keep_rows is not None:
+    if item.keep_rows is not None or _converted(src):
         if not cv2.imwrite(str(dest), _read_image(src)[: item.keep_rows]):
             raise OSError(f"cannot write {dest}")
         return

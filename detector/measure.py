@@ -215,3 +215,24 @@ def size_summary(name: str, sizes: np.ndarray, border_excluded: int = 0, unit: s
     lo, hi = bootstrap_ci(sizes)
     median = float(np.median(sizes)) if base.count else float("nan")
     return SizeSummary(name, base.count, base.mean, base.std, base.sem, median, lo, hi, border_excluded, unit, basis)
+
+
+def particle_heights(heights: np.ndarray, det: Detections, margin: float = 0.25) -> list[float | None]:
+    """Height of each detected particle above its local background, in the height map's unit (nm):
+    the highest point inside its box minus the median of a ring around the box (`margin` of the box
+    size wide, clipped to the map). None when the box holds no finite height or the ring is empty."""
+    h, w = heights.shape
+    out: list[float | None] = []
+    for x0, y0, x1, y1 in np.asarray(det.xyxy, np.float64):
+        bx0, by0 = max(0, int(math.floor(x0))), max(0, int(math.floor(y0)))
+        bx1, by1 = min(w, int(math.ceil(x1))), min(h, int(math.ceil(y1)))
+        mx, my = max(1, round((x1 - x0) * margin)), max(1, round((y1 - y0) * margin))
+        rx0, ry0, rx1, ry1 = max(0, bx0 - mx), max(0, by0 - my), min(w, bx1 + mx), min(h, by1 + my)
+        inside = heights[by0:by1, bx0:bx1]
+        ring = heights[ry0:ry1, rx0:rx1].copy()
+        ring[by0 - ry0 : by1 - ry0, bx0 - rx0 : bx1 - rx0] = np.nan
+        if inside.size == 0 or not np.isfinite(inside).any() or not np.isfinite(ring).any():
+            out.append(None)
+        else:
+            out.append(float(np.nanmax(inside) - np.nanmedian(ring)))
+    return out

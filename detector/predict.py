@@ -18,8 +18,9 @@ import numpy as np
 from detector import tiling
 from detector.tiling import TilePlan
 from synthgen.annotations import Detections
-from synthgen.formats import IMAGE_SUFFIXES, class_map_from_names, list_images
+from synthgen.formats import class_map_from_names
 from synthgen.errors import InputError
+from synthgen.readers import MICROGRAPH_SUFFIXES, Micrograph, as_bgr, is_micrograph_file, list_micrographs, read_micrograph
 
 # per pass (whole image or tile): STEM frames hold thousands of particles; ultralytics' default is 300
 MAX_DETECTIONS = 3000
@@ -38,13 +39,13 @@ def collect_images(inputs: Sequence[str | Path]) -> list[Path]:
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            found = list_images(p / "images" if (p / "images").is_dir() else p)
+            found = list_micrographs(p / "images" if (p / "images").is_dir() else p)
             if not found:
                 raise InputError("no images in this folder", p)
             out.extend(found)
         elif p.is_file():
-            if p.suffix.lower() not in IMAGE_SUFFIXES:
-                raise InputError(f"not an image (expected one of {' '.join(sorted(IMAGE_SUFFIXES))})", p)
+            if not is_micrograph_file(p):
+                raise InputError(f"not an image (expected one of {' '.join(sorted(MICROGRAPH_SUFFIXES))}, or a .txt height map)", p)
             out.append(p)
         else:
             raise InputError("no such file or folder", p)
@@ -92,10 +93,10 @@ def checked_size(path: str | Path) -> tuple[int, int]:
     """(width, height) from the image header; InputError when unreadable or over ``MAX_PIXELS``."""
     from PIL import Image
 
-    from synthgen.formats import image_size
+    from synthgen.readers import micrograph_size
 
     try:
-        w, h = image_size(path)
+        w, h = micrograph_size(path)
     except Image.DecompressionBombError:
         raise InputError(f"image too large (over {MAX_PIXELS // 1_000_000} megapixels)", path) from None
     if w * h > MAX_PIXELS:
@@ -104,11 +105,21 @@ def checked_size(path: str | Path) -> tuple[int, int]:
 
 
 def read_image(path: str | Path) -> np.ndarray:
-    """A micrograph as the 8-bit BGR array the model takes (what ultralytics' loader would make)."""
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise InputError("cannot read image (corrupt, truncated or not an image)", path)
-    return img
+    """A micrograph as the 8-bit BGR array the model takes (synthgen.readers: vendor formats, 16-bit stretched)."""
+    return as_bgr(read_micrograph(path).image)
+
+
+def image_for_model(m: Micrograph, remove_info_bar: bool) -> tuple[np.ndarray, int]:
+    """The BGR array the model sees and the rows of `m` kept: with `remove_info_bar`, the rows above a
+    vendor information bar (detector.info_bar); detections stay in `m`'s pixel coordinates."""
+    img = as_bgr(m.image)
+    if remove_info_bar:
+        from detector.info_bar import find_info_bar
+
+        top = find_info_bar(m.image)
+        if top is not None:
+            return np.ascontiguousarray(img[:top]), top
+    return img, img.shape[0]
 
 
 def _padded(img: np.ndarray, size: int) -> np.ndarray:
@@ -126,13 +137,17 @@ def _padded(img: np.ndarray, size: int) -> np.ndarray:
     return canvas
 
 
-def _read_or_none(path: Path, skip: bool) -> np.ndarray | None:
+def _read_or_none(path: Path, skip: bool, remove_info_bar: bool, on_image) -> np.ndarray | None:
     try:
-        return read_image(path)
+        m = read_micrograph(path)
     except InputError:
         if skip:
             return None
         raise
+    img, rows = image_for_model(m, remove_info_bar)
+    if on_image:
+        on_image(path, m, rows)
+    return img
 
 
 class _Runner:
@@ -248,6 +263,8 @@ def predict_images(
     tile: str | int = "auto",
     on_plan: Callable[[Path, TilePlan], None] | None = None,
     skip_unreadable: bool = False,
+    remove_info_bar: bool = False,
+    on_image: Callable[[Path, Micrograph, int], None] | None = None,
 ) -> Iterator[Detections | None]:
     """Detections (absolute px, project class ids, confidences) for each image, in order.
 
@@ -255,6 +272,8 @@ def predict_images(
     see detector.tiling), "off" (whole image at the model input) or a tile size in px. `on_plan` is
     told how each image was run. An unreadable image raises InputError, or with `skip_unreadable`
     yields None in its place. Images go in small batches so memory stays flat on large folders.
+    `remove_info_bar`: detect above a vendor information bar only. `on_image` is told each image as
+    read (synthgen.readers.Micrograph: pixel size, raw data) and how many of its rows the model saw.
     """
     imgsz = imgsz or trained_imgsz(model)
     tile = tiling.parse_tile(tile)
@@ -262,7 +281,7 @@ def predict_images(
     first_conf = min(conf, tiling.ESTIMATE_CONF)  # the first pass also feeds the size estimate
     for start in range(0, len(images), batch):
         paths = [Path(p) for p in images[start : start + batch]]
-        arrays = [_read_or_none(p, skip_unreadable) for p in paths]
+        arrays = [_read_or_none(p, skip_unreadable, remove_info_bar, on_image) for p in paths]
         readable = [(p, a) for p, a in zip(paths, arrays) if a is not None]
         if isinstance(tile, int):
             results = [runner.run_plan(img, _fixed_tiles(p, tile, imgsz, on_plan)) for p, img in readable]

@@ -257,13 +257,10 @@ def _safe(name: str) -> str:
 
 
 def _load_rgb(path: Path) -> Image.Image:
-    with Image.open(path) as im:
-        if im.mode in ("I;16", "I;16B", "I", "F"):
-            a = np.asarray(im, np.float64)
-            lo, hi = np.percentile(a, [0.5, 99.5]) if a.size else (0, 1)
-            a = np.clip((a - lo) / max(hi - lo, 1e-9) * 255, 0, 255).astype(np.uint8)
-            return Image.fromarray(a).convert("RGB")
-        return im.convert("RGB")
+    """The image as the model saw it (synthgen.readers: 16-bit stretched, vendor formats), as RGB."""
+    from synthgen.readers import as_bgr, read_micrograph
+
+    return Image.fromarray(np.ascontiguousarray(as_bgr(read_micrograph(path).image)[..., ::-1]))
 
 
 def _legend(draw: ImageDraw.ImageDraw, items: Sequence[tuple[str, tuple]], scale: int) -> None:
@@ -356,36 +353,59 @@ def detection_header(with_nm: bool) -> list[str]:
     return header + (["width_nm", "height_nm", "diameter_nm"] if with_nm else [])
 
 
-def detection_rows(images: Sequence[Path], dets: Sequence[Detections], nm_per_px: float | None) -> list[list]:
+def per_image_scales(nm_per_px: float | Sequence[float | None] | None, n: int) -> list[float | None]:
+    """One nm-per-px value (or None) per image from a single value for all, or a per-image sequence."""
+    if nm_per_px is None or isinstance(nm_per_px, (int, float)):
+        return [float(nm_per_px) if nm_per_px else None] * n
+    scales = [float(s) if s else None for s in nm_per_px]
+    if len(scales) != n:
+        raise ValueError(f"{len(scales)} scales for {n} images")
+    return scales
+
+
+def detection_rows(images: Sequence[Path], dets: Sequence[Detections], nm_per_px: float | Sequence[float | None] | None) -> list[list]:
+    """One row per detection (detection_header's columns); nm columns when any image has a scale
+    (empty for the images without one)."""
+    scales = per_image_scales(nm_per_px, len(images))
+    with_nm = any(scales)
     rows = []
-    for path, det in zip(images, dets):
+    for path, det, scale in zip(images, dets, scales):
         diam = equivalent_diameter(det)
         conf = det.confidence if det.confidence is not None else np.ones(len(det))
         for box, c, s, d in zip(det.xyxy.astype(float), det.class_id, conf, diam):
             w, h = box[2] - box[0], box[3] - box[1]
             row = [path.name, CLASS_NAMES[int(c)], float(s), *box.tolist(), w, h, float(d)]
-            if nm_per_px:
-                row += [w * nm_per_px, h * nm_per_px, float(d) * nm_per_px]
+            if with_nm:
+                row += [w * scale, h * scale, float(d) * scale] if scale else [None, None, None]
             rows.append(row)
     return rows
 
 
-def prediction_stats(dets: Sequence[Detections], nm_per_px: float | None) -> list[SizeStats]:
-    """Equivalent-diameter statistics per class over every image (in nm when a scale is given)."""
-    unit, scale = ("nm", nm_per_px) if nm_per_px else ("px", 1.0)
-    stats = []
-    for k, name in enumerate(CLASS_NAMES):
-        sizes = np.concatenate([equivalent_diameter(d)[d.class_id == k] for d in dets]) if dets else np.zeros(0)
-        stats.append(size_stats(name, sizes * scale, unit))
-    return stats
+def _size_unit(scales: Sequence[float | None]) -> tuple[str, list[float | None]]:
+    """("nm", per-image factor, None for unscaled images: left out) when any image has a scale, else
+    ("px", 1 for every image): statistics in nm pool only the images that have a scale."""
+    return ("nm", list(scales)) if any(scales) else ("px", [1.0] * len(scales))
 
 
-def save_histograms(dets: Sequence[Detections], nm_per_px: float | None, folder: Path) -> list[str]:
+def pooled_sizes(dets: Sequence[Detections], scales: Sequence[float | None], k: int) -> tuple[np.ndarray, str]:
+    """Equivalent diameters of class k over the images, in nm from the scaled images only, else in px."""
+    unit, factors = _size_unit(scales)
+    parts = [equivalent_diameter(d)[d.class_id == k] * f for d, f in zip(dets, factors) if f]
+    return (np.concatenate(parts) if parts else np.zeros(0)), unit
+
+
+def prediction_stats(dets: Sequence[Detections], nm_per_px: float | Sequence[float | None] | None) -> list[SizeStats]:
+    """Equivalent-diameter statistics per class over every image (in nm over the images with a scale)."""
+    scales = per_image_scales(nm_per_px, len(dets))
+    return [size_stats(name, *pooled_sizes(dets, scales, k)) for k, name in enumerate(CLASS_NAMES)]
+
+
+def save_histograms(dets: Sequence[Detections], nm_per_px: float | Sequence[float | None] | None, folder: Path) -> list[str]:
     """sizes_<class>.png: histogram of equivalent diameters with mean ± std in the title."""
-    unit, scale = ("nm", nm_per_px) if nm_per_px else ("px", 1.0)
+    scales = per_image_scales(nm_per_px, len(dets))
     written = []
     for k, name in enumerate(CLASS_NAMES):
-        sizes = np.concatenate([equivalent_diameter(d)[d.class_id == k] for d in dets]) * scale if dets else np.zeros(0)
+        sizes, unit = pooled_sizes(dets, scales, k)
         st = size_stats(name, sizes, unit)
         if st.count == 0:
             title = f"{name}: no particles detected"
@@ -393,6 +413,9 @@ def save_histograms(dets: Sequence[Detections], nm_per_px: float | None, folder:
             title = f"{name}: one particle, {st.mean:.1f} {unit}"
         else:
             title = f"{name}: n={st.count}, mean {st.mean:.1f} ± {st.std:.1f} {unit} (SEM {st.sem:.2f})"
+        unscaled = sum(1 for s in scales if not s) if unit == "nm" else 0
+        if unscaled:
+            title += f"\n{unscaled} image(s) without a scale left out"
         written.append(save_size_histogram(folder / f"sizes_{name}.png", sizes, k, f"equivalent diameter ({unit})", title))
     return written
 
@@ -462,12 +485,14 @@ def write_predictions(
     sizes: Sequence[tuple[int, int]],
     dets: Sequence[Detections],
     out: str | Path,
-    nm_per_px: float | None = None,
+    nm_per_px: float | Sequence[float | None] | None = None,
     save: str | Sequence[str] | None = None,
     annotated: bool = True,
     measurements: Sequence[Sequence] | None = None,
     mask_source: str | None = None,
     include_border: bool = False,
+    scale_sources: Sequence[str] | None = None,
+    extra_columns: tuple[Sequence[str], Sequence[Sequence]] | None = None,
 ) -> PredictionStats:
     """detections.csv, counts.csv, sizes_<class>.png, summary.json, annotated/ and coco/ and/or labelme/
     (`save`: one format or several).
@@ -475,30 +500,47 @@ def write_predictions(
     `measurements` (detector.measure.Measurement or None, per detection of each image) add the mask
     columns (area, ECD, Feret, rectangle, circularity, touches_border, size, mask_source) and the
     mask-based size statistics (border-touching particles left out unless `include_border`).
+    `nm_per_px`: one scale for all images or one per image (None: no scale), with `scale_sources`
+    (metadata, scale-bar, option, none) per image; both go into every row of detections.csv and into
+    summary.json's ``per_image``. Statistics in nm pool only the images that have a scale.
+    `extra_columns`: (header, one row of values per detection) appended to detections.csv.
     Returns the statistics written to summary.json: per class from the boxes, and from the masks."""
-    stats = prediction_stats(dets, nm_per_px)
+    scales = per_image_scales(nm_per_px, len(images))
+    sources = list(scale_sources) if scale_sources is not None else ["option" if s else "none" for s in scales]
+    stats = prediction_stats(dets, scales)
     with staged_output(out) as tmp:
-        header = detection_header(bool(nm_per_px))
-        rows = detection_rows(images, dets, nm_per_px)
+        header = detection_header(any(scales))
+        rows = detection_rows(images, dets, scales)
         mask_stats = None
         if measurements is not None:
             from detector.mask_report import class_sizes, mask_columns, mask_size_stats, save_mask_histograms
 
-            extra_header, extra = mask_columns(dets, measurements, nm_per_px, mask_source or "model")
+            extra_header, extra = mask_columns(dets, measurements, scales, mask_source or "model")
             header, rows = header + extra_header, [r + e for r, e in zip(rows, extra)]
-            per_class = [class_sizes(dets, measurements, k, include_border) for k in range(len(CLASS_NAMES))]
-            mask_stats = mask_size_stats(per_class, nm_per_px)
-            save_mask_histograms(mask_stats, per_class, nm_per_px, tmp)
+            unit, factors = _size_unit(scales)
+            per_class = [class_sizes(dets, measurements, k, include_border, factors) for k in range(len(CLASS_NAMES))]
+            mask_stats = mask_size_stats(per_class, unit)
+            save_mask_histograms(mask_stats, per_class, tmp)
+        if extra_columns is not None:
+            header, rows = header + list(extra_columns[0]), [r + list(e) for r, e in zip(rows, extra_columns[1])]
+        image_scale = [(s, src) for d, s, src in zip(dets, scales, sources) for _ in range(len(d))]
+        header, rows = header + ["nm_per_px", "scale_source"], [r + [s, src] for r, (s, src) in zip(rows, image_scale)]
         _write_csv(tmp / "detections.csv", header, rows)
         _write_csv(
             tmp / "counts.csv",
             ["image", *CLASS_NAMES, "total"],
             [[p.name, *[int((d.class_id == k).sum()) for k in range(len(CLASS_NAMES))], len(d)] for p, d in zip(images, dets)],
         )
-        save_histograms(dets, nm_per_px, tmp)
+        save_histograms(dets, scales, tmp)
+        common = scales[0] if len(set(scales)) == 1 else None
         summary = {
             "images": len(images),
-            "nm_per_px": nm_per_px,
+            "nm_per_px": common,  # the one scale of every image; per_image has each image's
+            "scale_source": sources[0] if len(set(sources)) == 1 else "mixed",
+            "size_unit": _size_unit(scales)[0],
+            "images_with_scale": sum(1 for s in scales if s),
+            "images_without_scale": sum(1 for s in scales if not s),
+            "per_image": [{"image": p.name, "nm_per_px": s, "scale_source": src} for p, s, src in zip(images, scales, sources)],
             "diameter": "equivalent diameter sqrt(w*h) of each box (circle with the area of the inscribed ellipse)",
             "classes": {
                 s.name: {"count": s.count, "mean": _finite(s.mean), "std": _finite(s.std), "sem": _finite(s.sem), "unit": s.unit}

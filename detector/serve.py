@@ -13,7 +13,8 @@ API (JSON; errors are ``{"error": "NAME: what is wrong"}`` with a 4xx status):
                      preview (0/1: add an 8-bit JPEG of each image as the model saw it)
                      -> {"images": [{name, width, height, nm_per_px, scale_source, counts, particles: [...]}]}
   POST /api/export   multipart: files (the same images), results (JSON: {"images": [{name, nm_per_px,
-                     particles: [{class_id, confidence, box}]}]}) -> zip of CSV, COCO, labelme, PNGs
+                     scale_source (optional), particles: [{class_id, confidence, box}]}]}) -> zip of CSV,
+                     COCO, labelme, PNGs; each image in nm at its own scale
 """
 
 from __future__ import annotations
@@ -84,11 +85,14 @@ def safe_name(filename: str | None, index: int) -> str:
 
 
 def scale_for(path: Path, nm_per_px: float | None) -> tuple[float | None, str]:
-    """(nm per pixel, where it came from) for one image: the request's value ("option"), else unknown
-    ("none"). Readers that find a scale in the file's metadata or scale bar belong here first."""
-    if nm_per_px:
-        return float(nm_per_px), "option"
-    return None, "none"
+    """(nm per pixel, where it came from) for one image: the file's metadata (synthgen.readers: vendor
+    TIFF, DM3/DM4, EMD, height maps), else the request's value ("option"), else unknown ("none").
+    The scale bar is not read here (OCR would slow every answer): `detector predict` reads it."""
+    from detector.scale_bar import resolve_scale
+    from synthgen.readers import read_micrograph
+
+    nm, source, _ = resolve_scale(read_micrograph(path), nm_per_px, None)
+    return nm, source
 
 
 def polygons_of(det: Detections) -> list | None:
@@ -266,8 +270,8 @@ def _detections_from_json(item: dict, name: str) -> Detections:
 def export_zip(files, results_text: str, limits: Limits) -> bytes:
     """A zip of `report.write_predictions` for the uploads and the particles the page kept (its confidence
     and class filters applied): detections.csv, counts.csv, summary.json, sizes_<class>.png, annotated/,
-    coco/ and labelme/. Images of differing scales also get detections_nm.csv with each image's own scale."""
-    from detector.report import _write_csv, detection_header, detection_rows, write_predictions
+    coco/ and labelme/, each image in nm at its own scale (statistics in nm pool the images that have one)."""
+    from detector.report import write_predictions
 
     try:
         results = json.loads(results_text)
@@ -287,15 +291,12 @@ def export_zip(files, results_text: str, limits: Limits) -> bytes:
             s = by_name[p.name].get("nm_per_px")
             scales.append(float(s) if isinstance(s, (int, float)) and s > 0 else None)
             images.append(p)
-        common = scales[0] if len(set(scales)) == 1 else None
+        sources = [str(by_name[p.name].get("scale_source") or "option") if s else "none" for p, s in zip(images, scales)]
         out = tmp / "particles"
-        try:
-            write_predictions(images, sizes, dets, out, nm_per_px=common, save=("coco", "labelme"))
+        try:  # each image's own scale: detections.csv carries nm_per_px and scale_source per row
+            write_predictions(images, sizes, dets, out, nm_per_px=scales, scale_sources=sources, save=("coco", "labelme"))
         except InputError as e:
             raise UploadError(e.msg, Path(e.path).name if e.path else None) from None
-        if common is None and any(scales):
-            rows = [r for p, d, s in zip(images, dets, scales) if s for r in detection_rows([p], [d], s)]
-            _write_csv(out / "detections_nm.csv", detection_header(True), rows)
         buf = io.BytesIO()
         with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
             for f in sorted(out.rglob("*")):

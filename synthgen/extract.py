@@ -73,20 +73,10 @@ class ExtractReport:
 
 
 def read_image(path: Path) -> np.ndarray:
-    """The micrograph as uint8 grey (h, w) or BGR (h, w, 3); InputError when unreadable."""
-    if not path.is_file():
-        raise InputError("no such image", path)
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if img is None or img.size == 0:
-        raise InputError("cannot read image (corrupt or unsupported format)", path)
-    if img.dtype != np.uint8:
-        img = img.astype(np.float64)
-        img = np.round(255 * (img - img.min()) / max(float(np.ptp(img)), 1e-9)).astype(np.uint8)
-    if img.ndim == 3:
-        img = img[..., :3]
-        if (img[..., 0] == img[..., 1]).all() and (img[..., 1] == img[..., 2]).all():
-            img = img[..., 0]
-    return np.ascontiguousarray(img)
+    """The micrograph as uint8 grey (h, w) or BGR (h, w, 3) (synthgen.readers); InputError when unreadable."""
+    from synthgen.readers import read_micrograph
+
+    return read_micrograph(path).image  # vendor formats too; over 8 bits by the readers' percentile stretch
 
 
 def read_instance_mask(path: Path, width: int, height: int) -> np.ndarray:

@@ -40,7 +40,8 @@ from synthgen.warnings_log import (
     warn,
 )
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
+# raster images, and the microscope files synthgen.readers reads (DM3/DM4, EMD, height maps)
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".dm3", ".dm4", ".emd", ".asc", ".gwy", ".sxm"}
 _COORD_TOLERANCE = 1e-3  # labelling tools round; a hair outside [0, 1] is not a defect
 MIN_BOX_PX = 1.0  # a labelled box thinner than this (in pixels) is degenerate: warned about and skipped
 
@@ -83,6 +84,10 @@ def _skip_duplicate(what: str, first: str, source, line: int | None) -> None:
 
 def image_size(path: str | Path) -> tuple[int, int]:
     """(width, height) of an image file, read from its header; InputError when unreadable."""
+    if Path(path).suffix.lower() in {".dm3", ".dm4", ".emd", ".asc", ".gwy", ".sxm"}:
+        from synthgen.readers import micrograph_size
+
+        return micrograph_size(path)
     try:
         with Image.open(path) as im:
             return im.size

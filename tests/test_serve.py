@@ -290,7 +290,7 @@ def test_export_of_images_with_different_scales_adds_per_image_nm(client, image)
     results = {"images": [{**res[0], "nm_per_px": 1.0}, {**res[1], "nm_per_px": 3.0}]}
     files = [("files", ("a.png", image, "image/png")), ("files", ("b.png", other, "image/png"))]
     z = zipfile.ZipFile(io.BytesIO(client.post("/api/export", files=files, data={"results": json.dumps(results)}).content))
-    rows = list(csv.DictReader(io.StringIO(z.read("particles/detections_nm.csv").decode())))
+    rows = list(csv.DictReader(io.StringIO(z.read("particles/detections.csv").decode())))
     assert len(rows) == len(res[0]["particles"]) + len(res[1]["particles"])
     for row in rows:
         scale = 1.0 if row["image"] == "a.png" else 3.0

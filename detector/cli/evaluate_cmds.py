@@ -212,8 +212,16 @@ def predict_cmd(
     tile: TileOpt = "auto",
     device: Annotated[str, typer.Option(help="auto, cpu, or a CUDA index such as 0.")] = "auto",
     nm_per_px: Annotated[
-        Optional[float], typer.Option("--nm-per-px", min=0.0, help="Image scale: sizes are also given in nm (read it off the SEM scale bar).")
+        Optional[float],
+        typer.Option("--nm-per-px", min=0.0, help="Pixel size for the images whose file metadata and scale bar give none "
+                     "(each image's scale: metadata, else scale bar, else this; detections.csv and summary.json say which)."),
     ] = None,
+    scale_bar: Annotated[
+        bool, typer.Option("--scale-bar/--no-scale-bar", help="Read the scale bar (Tesseract OCR) for images without a pixel size in their metadata, and cross-check it against the metadata (over 5 % apart: a warning, the metadata wins).")
+    ] = True,
+    keep_info_bar: Annotated[
+        bool, typer.Option("--keep-info-bar", help="Also detect in the vendor information bar under the image (by default it is found and left out, as build-dataset --remove-info-bar does).")
+    ] = False,
     save: Annotated[
         Optional[SaveFormat],
         typer.Option(help="Also write the boxes with a copy of the images for correction in an annotation tool (coco: one annotations.json; labelme: one json per image).")
@@ -254,10 +262,11 @@ def predict_cmd(
         if masks == MaskSource.model and model.task != "segment":  # before predicting: fail fast
             raise InputError("--masks model needs a segmentation model (detector train --task segment); this one only detects boxes", weights)
         dev = select_device(device)
-        dets = []
+        dets, scales = [], _ScaleCollector(nm_per_px, scale_bar)
         with Progress(console=_err, transient=True) as progress:
             task = progress.add_task("predicting", total=len(images))
-            found = predict_images(model, images, conf=conf, imgsz=imgsz, device=dev, tile=tile, skip_unreadable=True)
+            found = predict_images(model, images, conf=conf, imgsz=imgsz, device=dev, tile=tile, skip_unreadable=True,
+                                   remove_info_bar=not keep_info_bar, on_image=scales)  # fmt: skip
             for p, d in zip(list(images), found):
                 if d is None:
                     _warn(InputError("cannot read image (corrupt, truncated or not an image)", p))
@@ -278,12 +287,69 @@ def predict_cmd(
             if source == "threshold":
                 dets = [with_threshold_outlines(read_image(p), d)[0] for p, d in zip(images, dets)]
             measurements = [measure_detections(d, w, h) for d, (w, h) in zip(dets, sizes)]
-        stats = write_predictions(images, sizes, dets, out, nm_per_px=nm_per_px, save=save.value if save else None,
-                                  measurements=measurements, mask_source=source, include_border=include_border)  # fmt: skip
+        per_image = [scales.found[p] for p in images]
+        heights = _height_columns(images, dets, scales.heights)
+        stats = write_predictions(images, sizes, dets, out, nm_per_px=[s for s, _ in per_image], save=save.value if save else None,
+                                  measurements=measurements, mask_source=source, include_border=include_border,
+                                  scale_sources=[src for _, src in per_image], extra_columns=heights)  # fmt: skip
     if skipped:
         _err.print(f"skipped {skipped} unreadable image(s); predicted {len(images)}", highlight=False)
     _out.print(_size_table(images, dets, stats, source))
+    _out.print(_scale_line(per_image), highlight=False)
     _out.print(f"written to {out}")
+
+
+class _ScaleCollector:
+    """predict_images' on_image: each image's scale (detector.scale_bar.resolve_scale), warnings as they
+    come, and the height maps (for each particle's height)."""
+
+    def __init__(self, option: float | None, read_bar: bool):
+        from detector.scale_bar import ocr_available
+
+        self.option, self.found, self.heights = option, {}, {}
+        self.read_bar = read_bar and ocr_available()
+        if read_bar and not self.read_bar:
+            from synthgen.warnings_log import warn
+
+            warn("no OCR engine (pip install pytesseract; apt install tesseract-ocr): scale bars are not read")
+
+    def __call__(self, path: Path, m, rows: int) -> None:
+        from detector.scale_bar import choose_reading, resolve_scale, scale_bar_readings
+        from synthgen.readers import as_gray
+        from synthgen.warnings_log import warn
+
+        reading, ambiguous = None, None
+        if self.read_bar and m.heights_nm is None:
+            reading, ambiguous = choose_reading(scale_bar_readings(as_gray(m.image)))
+        nm, source, warning = resolve_scale(m, self.option, reading)
+        for text in (ambiguous, warning):
+            if text:
+                warn(text, path)
+        self.found[path] = (nm, source)
+        if m.heights_nm is not None:
+            self.heights[path] = m.heights_nm
+
+
+def _height_columns(images, dets, heights: dict) -> tuple[list[str], list[list]] | None:
+    """height_nm per detection (above its local background) when any image is a height map."""
+    if not heights:
+        return None
+    from detector.measure import particle_heights
+
+    rows = []
+    for p, d in zip(images, dets):
+        values = particle_heights(heights[p], d) if p in heights else [None] * len(d)
+        rows.extend([v] for v in values)
+    return ["height_nm"], rows
+
+
+def _scale_line(per_image) -> str:
+    """How many images had which scale source (the table's nm statistics pool only scaled images)."""
+    from collections import Counter
+
+    counts = Counter(src for _, src in per_image)
+    parts = ", ".join(f"{counts[s]} {s}" for s in ("metadata", "scale-bar", "option", "none") if counts[s])
+    return f"pixel size per image: {parts}" + (f" ({counts['none']} without a scale: sizes in nm pool the others)" if counts["none"] and len(counts) > 1 else "")
 
 
 def _size_table(images, dets, stats, source: str | None) -> Table:

@@ -314,6 +314,7 @@ async function download() {
   const items = done();
   const form = new FormData();
   const images = items.map((it) => ({ name: it.result.name, nm_per_px: scaleOf(it).value,
+    scale_source: scaleOf(it).source.startsWith("entered") ? "option" : scaleOf(it).source,
     particles: visible(it).map((p) => ({ class_id: p.class_id, confidence: p.confidence, box: p.box })) }));
   items.forEach((it) => form.append("files", it.file, it.file.name));
   form.append("results", JSON.stringify({ images }));

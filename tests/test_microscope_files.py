@@ -1,0 +1,233 @@
+"""Microscope files through the commands: pixel size per image in `detector predict`, info bars left
+out, scale bars read by OCR, height maps, and 16-bit micrographs giving the 8-bit detections."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import cv2
+import numpy as np
+import pytest
+import tifffile
+from typer.testing import CliRunner
+
+from detector.cli import app
+from detector.measure import particle_heights
+from detector.predict import image_for_model
+from detector.scale_bar import find_bars, ocr_available, parse_scale_label, read_scale_bar, resolve_scale
+from synthgen.annotations import Detections
+from synthgen.readers import Micrograph, read_micrograph
+from test_readers import fei_tiff, zeiss_tiff
+
+runner = CliRunner()
+needs_ocr = pytest.mark.skipif(not ocr_available(), reason="no OCR engine: pip install pytesseract and apt install tesseract-ocr")
+
+
+def particles(w: int = 320, h: int = 256, seed: int = 0) -> np.ndarray:
+    """Bright squares and discs (~30 px) on a dark noisy ground (what the shipped model finds)."""
+    rng = np.random.default_rng(seed)
+    img = np.full((h, w), 25, np.uint8)
+    for i, y in enumerate(range(40, h - 30, 70)):
+        for j, x in enumerate(range(40, w - 30, 70)):
+            if (i + j) % 2:
+                cv2.rectangle(img, (x - 14, y - 14), (x + 14, y + 14), 200, -1)
+            else:
+                cv2.circle(img, (x, y), 15, 190, -1)
+    img = cv2.GaussianBlur(img, (3, 3), 0)
+    return np.clip(img + rng.normal(0, 6, img.shape), 0, 255).astype(np.uint8)
+
+
+def with_scale_bar(img: np.ndarray, length: int, label: str, x: int = 20, y: int | None = None, size: int = 18) -> np.ndarray:
+    """A white bar of `length` px and its label above it (a sans-serif font, as microscopes print),
+    drawn in the image's lower left."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    y = img.shape[0] - 20 if y is None else y
+    im = Image.fromarray(img)
+    draw = ImageDraw.Draw(im)
+    draw.rectangle([x, y, x + length - 1, y + 5], fill=255)
+    draw.text((x, y - size - 6), label, fill=255, font=ImageFont.load_default(size=size))
+    return np.asarray(im).copy()
+
+
+def rows_of(path) -> list[dict]:
+    with path.open() as f:
+        return list(csv.DictReader(f))
+
+
+# ------------------------------------------------------------------ pure parts
+
+
+def test_parse_scale_label():
+    assert [(lab, nm) for lab, nm, _ in parse_scale_label("x 200 nm y")] == [("200 nm", 200.0)]
+    assert parse_scale_label("1 µm")[0][1] == 1000.0 and parse_scale_label("3.0 um")[0][1] == 3000.0
+    assert parse_scale_label("2,5 μm")[0][1] == 2500.0 and parse_scale_label("500nm")[0][1] == 500.0
+    assert parse_scale_label("WD 5.1 mmHg") == [] and parse_scale_label("no number") == []
+
+
+def test_find_bars_measures_a_drawn_bar_and_ignores_particles():
+    img = with_scale_bar(particles(), 100, "200 nm")
+    bars = find_bars(img)
+    assert bars and bars[0].length == 100 and bars[0].bright
+    assert find_bars(particles()) == []  # squares and discs are not bars
+
+
+def test_resolve_scale_order_and_disagreement():
+    plain, tagged = Micrograph(np.zeros((4, 4), np.uint8)), Micrograph(np.zeros((4, 4), np.uint8), 2.0, "metadata")
+    reading = type("R", (), {"nm_per_px": 2.2, "label": "220 nm", "bar": type("B", (), {"length": 100})()})()
+    assert resolve_scale(plain, None, None) == (None, "none", None)
+    assert resolve_scale(plain, 1.5, None) == (1.5, "option", None)
+    nm, source, note = resolve_scale(plain, 1.5, reading)  # scale bar before the option, saying what was read
+    assert (nm, source) == (2.2, "scale-bar") and "'220 nm' read over 100 px" in note
+    nm, source, warning = resolve_scale(tagged, 1.5, reading)  # 10 % apart: warn, keep the metadata
+    assert (nm, source) == (2.0, "metadata") and "2.2 nm/px" in warning and "using the metadata" in warning
+    close = type("R", (), {"nm_per_px": 2.06, "label": "206 nm", "bar": reading.bar})()
+    assert resolve_scale(tagged, None, close) == (2.0, "metadata", None)  # 3 % apart: agreement
+
+
+def test_info_bar_is_left_out_of_what_the_model_sees():
+    img = particles(320, 256)
+    bar = np.full((40, 320), 255, np.uint8)
+    cv2.putText(bar, "EHT = 3.00 kV  Mag = 50.00 K X", (5, 25), cv2.FONT_HERSHEY_SIMPLEX, 0.5, 0, 1)
+    m = Micrograph(np.vstack([img, bar]))
+    seen, rows = image_for_model(m, remove_info_bar=True)
+    assert rows == 256 and seen.shape == (256, 320, 3)
+    assert image_for_model(m, remove_info_bar=False)[1] == 296
+
+
+def test_particle_heights_above_local_background():
+    z = np.full((40, 40), 1.0)
+    z[10:20, 10:20] = 4.0  # a 3 nm particle on a 1 nm background
+    z[25:35, 25:35] = np.linspace(1, 6, 10)[None, :]  # a 5 nm ramp
+    h = particle_heights(z, Detections([[10, 10, 20, 20], [25, 25, 35, 35]], [1, 1]))
+    assert h == pytest.approx([3.0, 5.0])
+
+
+# ------------------------------------------------------------------ OCR
+
+
+@needs_ocr
+@pytest.mark.parametrize(("length", "label", "nm"), [(100, "200 nm", 200.0), (150, "500 nm", 500.0), (64, "50nm", 50.0)])
+def test_read_drawn_scale_bar(length, label, nm):
+    reading = read_scale_bar(with_scale_bar(particles(), length, label))
+    assert reading is not None and reading.bar.length == length
+    assert reading.nm_per_px == pytest.approx(nm / length, rel=0.02)
+
+
+@needs_ocr
+def test_no_scale_bar_gives_no_scale():
+    assert read_scale_bar(particles()) is None
+
+
+# ------------------------------------------------------------------ detector predict end to end
+
+
+def _predict(args, tmp_path):
+    return runner.invoke(app, ["predict", *map(str, args), "--out", str(tmp_path / "out"), "--device", "cpu", "--conf", "0.1"])
+
+
+def test_predict_reports_the_zeiss_pixel_size_with_no_option(tmp_path):
+    (tmp_path / "in").mkdir()
+    data16 = particles().astype(np.uint16) * 257  # a 16-bit SEM image
+    zeiss_tiff(tmp_path / "in" / "sem.tif", data16, "Pixel Size = 2.345 nm")
+    res = _predict([tmp_path / "in"], tmp_path)
+    assert res.exit_code == 0, res.output
+    rows = rows_of(tmp_path / "out" / "detections.csv")
+    assert rows and all(r["nm_per_px"] == "2.345" and r["scale_source"] == "metadata" for r in rows)
+    assert all(float(r["diameter_nm"]) == pytest.approx(2.345 * float(r["diameter_px"]), rel=1e-4) for r in rows)
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["per_image"] == [{"image": "sem.tif", "nm_per_px": 2.345, "scale_source": "metadata"}]
+    assert summary["nm_per_px"] == 2.345 and summary["classes"]["cube"]["unit"] == "nm"
+    assert "1 metadata" in res.output
+
+
+def test_predict_mixed_scales_pool_only_scaled_images(tmp_path):
+    (tmp_path / "in").mkdir()
+    fei_tiff(tmp_path / "in" / "a.tif", particles(seed=1), "2.0e-009")
+    cv2.imwrite(str(tmp_path / "in" / "b.png"), particles(seed=2))
+    res = _predict([tmp_path / "in", "--no-scale-bar"], tmp_path)
+    assert res.exit_code == 0, res.output
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert [(i["image"], i["nm_per_px"], i["scale_source"]) for i in summary["per_image"]] == [("a.tif", 2.0, "metadata"), ("b.png", None, "none")]
+    assert summary["images_without_scale"] == 1 and summary["size_unit"] == "nm"
+    rows = rows_of(tmp_path / "out" / "detections.csv")
+    n_a = sum(r["image"] == "a.tif" for r in rows)
+    assert summary["classes"]["cube"]["count"] + summary["classes"]["sphere"]["count"] == n_a  # b.png left out
+    assert all(r["diameter_nm"] == "" for r in rows if r["image"] == "b.png")
+    assert "1 without a scale" in res.output
+    # with --nm-per-px the PNG takes the option and the TIFF keeps its metadata
+    res = runner.invoke(app, ["predict", str(tmp_path / "in"), "--out", str(tmp_path / "o2"), "--device", "cpu", "--nm-per-px", "3", "--no-scale-bar"])
+    per = json.loads((tmp_path / "o2" / "summary.json").read_text())["per_image"]
+    assert [(i["nm_per_px"], i["scale_source"]) for i in per] == [(2.0, "metadata"), (3.0, "option")]
+
+
+def test_predict_height_map_reports_heights(tmp_path):
+    z = particles(256, 192).astype(np.float64) / 255 * 4e-9  # particles ~3 nm high, in metres
+    text = "# Channel: Topography\n# Width: 512 nm\n# Height: 384 nm\n# Value units: m\n"
+    text += "\n".join(" ".join(f"{v:.4e}" for v in row) for row in z) + "\n"
+    (tmp_path / "stm.txt").write_text(text)
+    res = _predict([tmp_path / "stm.txt"], tmp_path)
+    assert res.exit_code == 0, res.output
+    rows = rows_of(tmp_path / "out" / "detections.csv")
+    assert rows and all(float(r["nm_per_px"]) == 2.0 and r["scale_source"] == "metadata" for r in rows)
+    heights = [float(r["height_nm"]) for r in rows]
+    assert np.median(heights) == pytest.approx(2.6, abs=0.5)  # (195 - 25) / 255 * 4 nm
+
+
+def test_predict_corrupt_tiff_is_skipped_with_a_warning(tmp_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "bad.tif").write_bytes(b"II*\x00garbage" * 20)
+    zeiss_tiff(tmp_path / "in" / "ok.tif", particles())
+    res = _predict([tmp_path / "in", "--no-scale-bar"], tmp_path)
+    assert res.exit_code == 0, res.output
+    assert "bad.tif" in res.stderr and "skipped 1" in res.stderr
+
+
+@needs_ocr
+def test_predict_reads_the_scale_bar_when_there_is_no_metadata(tmp_path):
+    cv2.imwrite(str(tmp_path / "bar.png"), with_scale_bar(particles(), 100, "200 nm"))
+    res = _predict([tmp_path / "bar.png"], tmp_path)
+    assert res.exit_code == 0, res.output
+    per = json.loads((tmp_path / "out" / "summary.json").read_text())["per_image"][0]
+    assert per["scale_source"] == "scale-bar" and per["nm_per_px"] == pytest.approx(2.0, rel=0.02)
+    assert "bar.png" in res.stderr and "from the scale bar" in res.stderr  # what OCR read, to check
+
+
+@needs_ocr
+def test_predict_warns_when_metadata_and_scale_bar_disagree(tmp_path):
+    zeiss_tiff(tmp_path / "sem.tif", with_scale_bar(particles(), 100, "200 nm"), "Pixel Size = 3.000 nm")
+    res = _predict([tmp_path / "sem.tif"], tmp_path)
+    assert res.exit_code == 0, res.output
+    assert "sem.tif" in res.stderr and "using the metadata" in res.stderr
+    per = json.loads((tmp_path / "out" / "summary.json").read_text())["per_image"][0]
+    assert (per["nm_per_px"], per["scale_source"]) == (3.0, "metadata")
+
+
+# ------------------------------------------------------------------ 16-bit = 8-bit
+
+
+@pytest.mark.slow
+def test_16_bit_gives_the_8_bit_detections(tmp_path, shared_dir):
+    """val-I as 16-bit TIFFs (the 8-bit grey x 257, the export's inverse) scores the mAP@0.5 of the PNGs."""
+    from detector.metrics import evaluate_set
+    from detector.predict import predict_images
+    from detector.weights import shipped_weights
+    from detector.yolo_env import load_model
+    from synthgen.classes import CLASS_NAMES
+    from synthgen.formats import read_labelled_folder
+
+    samples = read_labelled_folder(shared_dir / "data" / "real-sem" / "val-I")
+    wide = []
+    for s in samples:
+        grey = cv2.cvtColor(read_micrograph(s.image_path).image, cv2.COLOR_BGR2GRAY) if read_micrograph(s.image_path).image.ndim == 3 else read_micrograph(s.image_path).image
+        wide.append(tmp_path / f"{s.image_path.stem}.tif")
+        tifffile.imwrite(wide[-1], grey.astype(np.uint16) * 257)
+        cv2.imwrite(str(tmp_path / f"{s.image_path.stem}.png"), grey)
+    model = load_model(shipped_weights())
+    eight = [tmp_path / f"{s.image_path.stem}.png" for s in samples]
+    maps = []
+    for paths in (eight, wide):
+        dets = list(predict_images(model, paths, conf=0.001, device="cpu"))
+        maps.append(evaluate_set([(s.gt, d) for s, d in zip(samples, dets)], CLASS_NAMES).overall.ap50)
+    assert abs(maps[0] - maps[1]) <= 0.01, maps
