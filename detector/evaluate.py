@@ -26,6 +26,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -36,6 +37,9 @@ from detector.train import CHECKPOINTS_JSON, read_checkpoints
 from synthgen.classes import CLASS_NAMES, canonical_class
 from synthgen.errors import InputError
 from synthgen.warnings_log import collect
+
+if TYPE_CHECKING:
+    from detector.mask_eval import MaskEval
 
 EVAL_CONF = 0.001  # detections kept for mAP, as ultralytics' val does; counts use the user's --conf
 
@@ -372,6 +376,7 @@ class EvalResult:
     metrics: SetMetrics
     map50_95: dict[str, float]  # class name / "all" / "any" (class-agnostic) -> COCO mAP@[.5:.95]
     predictions: tuple[Detections, ...] = field(repr=False, default=())
+    masks: "MaskEval | None" = None  # mask mAP and sizes (detector.mask_eval), when the set has masks
 
 
 @dataclass(frozen=True)
@@ -421,11 +426,17 @@ def evaluate(
     device: str = "cpu",
     on_step: Callable[[str], None] | None = None,
     tile: str | int = "auto",
+    masks: str = "auto",
+    include_border: bool = False,
 ) -> EvalReport:
     """Score every spec on every set. `on_step(description)` is called once per model loaded/read.
 
     `tile`: how models run on each image (detector.tiling: auto, off or a tile size in px).
+    `masks`: where predicted masks come from for the sets with ground-truth masks (see
+    :func:`with_masks`; "none": boxes only); `include_border`: keep border particles in the sizes.
     """
+    if masks not in MASK_SOURCES:
+        raise InputError(f"unknown mask source {masks!r} (use {', '.join(MASK_SOURCES)})")
     if rule not in RULES:
         raise InputError(f"unknown matching rule {rule!r} (use {' or '.join(RULES)})")
     if not 0 <= conf <= 1 or not 0 < iou <= 1:
@@ -439,8 +450,42 @@ def evaluate(
         else:
             preds = _predict_sets(spec.weights, sets, imgsz, device, tile)
         for name, samples in sets.items():
-            results.append(score(name, spec, samples, preds[name], conf, iou, rule))
+            result = score(name, spec, samples, preds[name], conf, iou, rule)
+            if masks != "none":
+                result = score_masks(result, samples, masks, conf, include_border, spec.weights or spec.predictions)
+            results.append(result)
     return EvalReport(results, dict(sets), conf, iou, rule)
+
+
+MASK_SOURCES = ("auto", "model", "threshold", "none")
+
+
+def with_masks(samples: Sequence[Sample], predictions: Sequence[Detections], mode: str, source: Path | None = None) -> tuple[list[Detections], str]:
+    """The detections with outlines and where they came from, as `detector predict --masks`: the model's
+    (``model``; InputError when it gave none), threshold masks inside each box (``threshold``), or the
+    model's when it segments, else threshold (``auto``)."""
+    from detector.measure import with_threshold_outlines
+    from detector.predict import read_image
+
+    segments = any(d.polygons is not None for d in predictions)
+    if mode == "model" and not segments and any(len(d) for d in predictions):
+        raise InputError("--masks model needs a segmentation model (or predictions with outlines); these are boxes only", source)
+    if mode == "model" or (mode == "auto" and segments):
+        return list(predictions), "model"
+    return [with_threshold_outlines(read_image(s.image_path), d)[0] for s, d in zip(samples, predictions)], "threshold"
+
+
+def score_masks(result: EvalResult, samples: Sequence[Sample], mode: str, conf: float, include_border: bool = False,
+                source: Path | None = None) -> EvalResult:  # fmt: skip
+    """`result` with its mask scores (detector.mask_eval) when the set has ground-truth masks or polygons."""
+    import dataclasses
+
+    from detector.mask_eval import evaluate_masks, has_masks
+
+    if not has_masks(samples):
+        return result
+    dets, where = with_masks(samples, result.predictions, mode, source)
+    return dataclasses.replace(result, masks=evaluate_masks(samples, dets, where, conf, include_border))
 
 
 def _predict_sets(

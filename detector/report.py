@@ -311,7 +311,8 @@ def save_overlays(report: EvalReport, folder: Path) -> int:
 def write_evaluation(
     report: EvalReport, out: str | Path, overlays: bool = False, extra: Callable[[Path], None] | None = None
 ) -> Path:
-    """metrics.csv, report.md, curves_<set>.png, coco/<set>_gt.json, confusion.json, optional overlays/.
+    """metrics.csv, report.md, curves_<set>.png, coco/<set>_gt.json, confusion.json, optional overlays/;
+    with mask scores also masks.csv and sizes_<set>_<model>_<checkpoint>.png (labelled vs predicted ECD).
 
     `extra(staging_folder)` may add files that must appear together with the report.
     """
@@ -320,7 +321,13 @@ def write_evaluation(
             extra(tmp)
         _write_csv(tmp / "metrics.csv", METRIC_COLUMNS, metric_rows(report))
         plots = save_curves(report, tmp)
-        (tmp / "report.md").write_text(markdown_report(report, plots))
+        text = markdown_report(report, plots)
+        if any(r.masks is not None for r in report.results):
+            from detector.mask_report import MASK_METRIC_COLUMNS, mask_markdown, mask_metric_rows, save_size_comparisons
+
+            _write_csv(tmp / "masks.csv", MASK_METRIC_COLUMNS, mask_metric_rows(report.results))
+            text += "\n".join(mask_markdown(report.results, save_size_comparisons(_final_results(report), tmp))) + "\n"
+        (tmp / "report.md").write_text(text)
         (tmp / "coco").mkdir()
         for name, samples in report.sets.items():
             (tmp / "coco" / f"{_safe(name)}_gt.json").write_text(json.dumps(coco_ground_truth(samples)))

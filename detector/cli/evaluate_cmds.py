@@ -123,6 +123,20 @@ def _summary_table(report) -> Table:
     return t
 
 
+def _mask_table(report) -> Table:
+    from detector.mask_report import mask_metric_rows
+    from detector.report import _final_results, _num
+
+    t = Table(title="Masks and sizes (final checkpoints; ECD, border particles " + ("kept" if any(r.masks and r.masks.include_border for r in report.results) else "left out") + ")")
+    for col in ("set", "model", "class", "masks", "mask AP50", "mask AP50-95", "box AP50", "labelled", "predicted", "size accuracy", "matched", "KS"):
+        t.add_column(col, justify="left" if col in ("set", "model", "class", "masks") else "right", no_wrap=True)
+    for r in mask_metric_rows(_final_results(report)):
+        f = lambda v: "–" if v is None else _num(float(v))  # noqa: E731
+        t.add_row(r[0], r[1], r[3], r[4], f(r[5]), f(r[6]), f(r[7]), "–" if r[8] is None else str(r[8]), "–" if r[9] is None else str(r[9]),
+                  f(r[12]), f(r[13]), f(r[15]))  # fmt: skip
+    return t
+
+
 def _prediction_specs(items: list[str]):
     from detector.evaluate import ModelSpec
 
@@ -137,7 +151,7 @@ def _prediction_specs(items: list[str]):
     return specs
 
 
-def _run_evaluation(specs, sets, conf, iou, match, imgsz, device, tile="auto"):
+def _run_evaluation(specs, sets, conf, iou, match, imgsz, device, tile="auto", masks="auto", include_border=False):
     from detector.evaluate import evaluate
 
     with Progress(console=_err, transient=True) as progress:
@@ -147,7 +161,8 @@ def _run_evaluation(specs, sets, conf, iou, match, imgsz, device, tile="auto"):
             progress.update(task, description=f"evaluating {desc}")
             progress.advance(task)
 
-        return evaluate(specs, sets, conf=conf, iou=iou, rule=match.value, imgsz=imgsz, device=device, on_step=step, tile=tile)
+        return evaluate(specs, sets, conf=conf, iou=iou, rule=match.value, imgsz=imgsz, device=device, on_step=step, tile=tile,
+                        masks=masks, include_border=include_border)  # fmt: skip
 
 
 @app.command("evaluate")
@@ -174,8 +189,17 @@ def evaluate_cmd(
     device: Annotated[str, typer.Option(help="auto, cpu, or a CUDA index such as 0.")] = "auto",
     overlays: OverlaysOpt = False,
     strict: StrictOpt = False,
+    masks: Annotated[
+        MaskSource,
+        typer.Option(help="For sets with ground-truth masks (masks/ beside images/, or polygons): where predicted masks come from "
+                     "(as predict --masks); none: boxes only. Adds mask mAP, size accuracy and KS per class (masks.csv)."),
+    ] = MaskSource.auto,
+    include_border: Annotated[
+        bool, typer.Option("--include-border", help="Keep particles touching the image border in the size comparison.")
+    ] = False,
 ) -> None:
-    """Score detectors on labelled sets: IoU, mAP@0.5 (VOC, as the paper), COCO mAP@[.5:.95], TP/FP/FN, detected %."""
+    """Score detectors on labelled sets: IoU, mAP@0.5 (VOC, as the paper), COCO mAP@[.5:.95], TP/FP/FN, detected %;
+    with ground-truth masks also mask mAP, size accuracy (mean ECD predicted / labelled) and KS distance."""
     import dataclasses
 
     from detector.evaluate import load_sets_counted, model_specs, parse_set_args
@@ -187,10 +211,12 @@ def evaluate_cmd(
         specs = model_specs(models or []) + _prediction_specs(predictions or [])
         tile = parse_tile(tile)
         loaded, warnings = load_sets_counted(parse_set_args(sets), strict=strict)
-        report = _run_evaluation(specs, loaded, conf, iou, match, imgsz, device, tile)
+        report = _run_evaluation(specs, loaded, conf, iou, match, imgsz, device, tile, masks.value, include_border)
         report = dataclasses.replace(report, warnings=warnings)
         write_evaluation(report, out, overlays=overlays)
     _out.print(_summary_table(report))
+    if any(r.masks is not None for r in report.results):
+        _out.print(_mask_table(report))
     for line in _warning_lines(report):
         _out.print(line, soft_wrap=True)
     _out.print(f"report: {out / 'report.md'}  metrics: {out / 'metrics.csv'}")
