@@ -127,12 +127,18 @@ def _mask_table(report) -> Table:
     from detector.mask_report import mask_metric_rows
     from detector.report import _final_results, _num
 
-    t = Table(title="Masks and sizes (final checkpoints; ECD, border particles " + ("kept" if any(r.masks and r.masks.include_border for r in report.results) else "left out") + ")")
-    for col in ("set", "model", "class", "masks", "mask AP50", "mask AP50-95", "box AP50", "labelled", "predicted", "size accuracy", "matched", "KS"):
-        t.add_column(col, justify="left" if col in ("set", "model", "class", "masks") else "right", no_wrap=True)
-    for r in mask_metric_rows(_final_results(report)):
-        f = lambda v: "–" if v is None else _num(float(v))  # noqa: E731
-        t.add_row(r[0], r[1], r[3], r[4], f(r[5]), f(r[6]), f(r[7]), "–" if r[8] is None else str(r[8]), "–" if r[9] is None else str(r[9]),
+    rows = mask_metric_rows(_final_results(report))
+    border = "kept" if any(r.masks and r.masks.include_border for r in report.results) else "left out"
+    sources = ", ".join(dict.fromkeys(r[4] for r in rows))
+    t = Table(title=f"Masks ({sources}) and sizes: size acc = mean ECD predicted / labelled, border particles {border}")
+    for col in ("set", "model", "class", "mask AP50", "mask AP", "box AP50", "n GT", "n pred", "size acc", "matched", "KS"):
+        t.add_column(col, justify="left" if col in ("set", "model", "class") else "right", no_wrap=True)
+
+    def f(v):
+        return "–" if v is None else _num(float(v))
+
+    for r in rows:
+        t.add_row(r[0], r[1], r[3], f(r[5]), f(r[6]), f(r[7]), "–" if r[8] is None else str(r[8]), "–" if r[9] is None else str(r[9]),
                   f(r[12]), f(r[13]), f(r[15]))  # fmt: skip
     return t
 
