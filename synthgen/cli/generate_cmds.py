@@ -125,8 +125,8 @@ def generate_cmd(
         Optional[str],
         typer.Option(
             help="Draw every particle's size from lognormal:MEAN,SPREAD (px; SPREAD = standard deviation), e.g. "
-            "lognormal:30,5: a cube's edge or a sphere's ECD, set as a scale on its template (cut at 3 sigma; "
-            "replaces --scale-jitter). A known-truth size distribution (bench/sizes.py).",
+            "lognormal:30,5: a cube's edge or a sphere's ECD of the labelled outline, set as a scale on its template "
+            "(cut at 3 sigma; replaces --scale-jitter). A known-truth size distribution (bench/sizes.py).",
             show_default=False,
         ),
     ] = None,
