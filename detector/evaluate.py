@@ -428,13 +428,17 @@ def evaluate(
     tile: str | int = "auto",
     masks: str = "auto",
     include_border: bool = False,
+    refine: str = "none",
 ) -> EvalReport:
     """Score every spec on every set. `on_step(description)` is called once per model loaded/read.
 
     `tile`: how models run on each image (detector.tiling: auto, off or a tile size in px).
     `masks`: where predicted masks come from for the sets with ground-truth masks (see
-    :func:`with_masks`; "none": boxes only); `include_border`: keep border particles in the sizes.
+    :func:`with_masks`; "none": boxes only); `include_border`: keep border particles in the sizes;
+    `refine`: "gaussian" refines the outlines of the detections >= conf (detector.refine).
     """
+    if refine not in REFINE_METHODS:
+        raise InputError(f"unknown refinement {refine!r} (use {' or '.join(REFINE_METHODS)})")
     if masks not in MASK_SOURCES:
         raise InputError(f"unknown mask source {masks!r} (use {', '.join(MASK_SOURCES)})")
     if rule not in RULES:
@@ -452,12 +456,13 @@ def evaluate(
         for name, samples in sets.items():
             result = score(name, spec, samples, preds[name], conf, iou, rule)
             if masks != "none":
-                result = score_masks(result, samples, masks, conf, include_border, spec.weights or spec.predictions)
+                result = score_masks(result, samples, masks, conf, include_border, spec.weights or spec.predictions, refine)
             results.append(result)
     return EvalReport(results, dict(sets), conf, iou, rule)
 
 
 MASK_SOURCES = ("auto", "model", "threshold", "none")
+REFINE_METHODS = ("none", "gaussian")
 
 
 def with_masks(samples: Sequence[Sample], predictions: Sequence[Detections], mode: str, source: Path | None = None) -> tuple[list[Detections], str]:
@@ -475,8 +480,21 @@ def with_masks(samples: Sequence[Sample], predictions: Sequence[Detections], mod
     return [with_threshold_outlines(read_image(s.image_path), d)[0] for s, d in zip(samples, predictions)], "threshold"
 
 
+def refined(samples: Sequence[Sample], dets: Sequence[Detections], conf: float) -> tuple[list[Detections], dict]:
+    """The detections >= conf with Gaussian-refined outlines (detector.refine) and the counts."""
+    from detector.predict import read_image
+    from detector.refine import RefineCounts, refine_gaussian
+
+    out, total = [], RefineCounts()
+    for s, d in zip(samples, dets):
+        r, counts = refine_gaussian(read_image(s.image_path), d, conf)
+        out.append(r)
+        total = total + counts
+    return out, total.as_dict()
+
+
 def score_masks(result: EvalResult, samples: Sequence[Sample], mode: str, conf: float, include_border: bool = False,
-                source: Path | None = None) -> EvalResult:  # fmt: skip
+                source: Path | None = None, refine: str = "none") -> EvalResult:  # fmt: skip
     """`result` with its mask scores (detector.mask_eval) when the set has ground-truth masks or polygons."""
     import dataclasses
 
@@ -485,7 +503,12 @@ def score_masks(result: EvalResult, samples: Sequence[Sample], mode: str, conf: 
     if not has_masks(samples):
         return result
     dets, where = with_masks(samples, result.predictions, mode, source)
-    return dataclasses.replace(result, masks=evaluate_masks(samples, dets, where, conf, include_border))
+    counts = None
+    if refine == "gaussian":
+        dets, counts = refined(samples, dets, conf)
+        where += "+gaussian"
+    scores = evaluate_masks(samples, dets, where, conf, include_border)
+    return dataclasses.replace(result, masks=dataclasses.replace(scores, refine=counts))
 
 
 def _predict_sets(

@@ -63,6 +63,7 @@ class MaskEval:
     gt_total: int
     pred_without_mask: int  # detections (conf >= conf) whose mask failed
     include_border: bool = False
+    refine: dict | None = None  # Gaussian refinement counts (detector.refine.RefineCounts.as_dict)
 
 
 # ------------------------------------------------------------------ mask mAP

@@ -163,5 +163,10 @@ def mask_markdown(results, plots: Sequence[str] = ()) -> list[str]:
     for r in rows:
         lines.append("| " + " | ".join([*map(str, r[:5]), f(r[5]), f(r[6]), f(r[7]), "–" if r[8] is None else str(r[8]),
                                          "–" if r[9] is None else str(r[9]), f(r[10], 1), f(r[11], 1), f(r[12]), f(r[13]), f(r[15])]) + " |")  # fmt: skip
+    for r in results:
+        if r.masks is not None and r.masks.refine:
+            c = r.masks.refine
+            lines.append(f"\nGaussian refinement (Okunev 2020, Eq. 2-5), set {r.set_name}, {r.spec.model} {r.spec.checkpoint}: "
+                         f"{c['refined']} contours refined, {c['failed']} failed and kept their mask.")  # fmt: skip
     lines += [""] + [f"![{p}]({p})" for p in plots]
     return lines

@@ -426,25 +426,35 @@ def coco_predictions_dict(images: Sequence[Path], sizes: Sequence[tuple[int, int
     k = 0
     for d in dets:
         conf = d.confidence if d.confidence is not None else np.ones(len(d))
-        for s in conf:
-            data["annotations"][k]["score"] = float(s)
+        polys = d.polygons if d.polygons is not None else (None,) * len(d)
+        for s, poly in zip(conf, polys):
+            ann = data["annotations"][k]
+            ann["score"] = float(s)
+            if poly is not None and len(poly) >= 3:  # the outline, so contours can be corrected in the tool
+                from shapely.geometry import Polygon
+
+                ann["segmentation"] = [[round(float(v), 2) for v in np.asarray(poly).ravel()]]
+                ann["area"] = float(Polygon(poly).area)
             k += 1
     data["info"] = {"description": "detector predict: boxes to correct and reuse as training labels"}
     return data
 
 
 def labelme_dict(image_name: str, width: int, height: int, det: Detections) -> dict:
-    """A labelme json with one rectangle per detection (labelme 5 layout)."""
+    """A labelme json with one polygon per detection with an outline, else its rectangle (labelme 5 layout)."""
+    polys = det.polygons if det.polygons is not None else (None,) * len(det)
     shapes = [
         {
             "label": CLASS_NAMES[int(c)],
-            "points": [[float(b[0]), float(b[1])], [float(b[2]), float(b[3])]],
+            "points": [[float(b[0]), float(b[1])], [float(b[2]), float(b[3])]]
+            if poly is None or len(poly) < 3
+            else [[round(float(x), 2), round(float(y), 2)] for x, y in np.asarray(poly)],
             "group_id": None,
             "description": "",
-            "shape_type": "rectangle",
+            "shape_type": "rectangle" if poly is None or len(poly) < 3 else "polygon",
             "flags": {},
         }
-        for b, c in zip(det.xyxy, det.class_id)
+        for b, c, poly in zip(det.xyxy, det.class_id, polys)
     ]
     return {
         "version": "5.4.1",
@@ -475,6 +485,7 @@ def write_predictions(
     measurements: Sequence[Sequence] | None = None,
     mask_source: str | None = None,
     include_border: bool = False,
+    refine: dict | None = None,
 ) -> PredictionStats:
     """detections.csv, counts.csv, sizes_<class>.png, summary.json, annotated/ and coco/ and/or labelme/
     (`save`: one format or several).
@@ -518,6 +529,8 @@ def write_predictions(
             summary["mask_source"] = mask_source
             summary["size_definition"] = SIZE_DEFINITION
             summary["include_border"] = include_border
+            if refine is not None:
+                summary["refine"] = {"method": "gaussian", **refine}
             summary["mask_sizes"] = {
                 s.name: {"count": s.count, "border_excluded": s.border_excluded, "mean": _finite(s.mean), "std": _finite(s.std),
                          "sem": _finite(s.sem), "median": _finite(s.median), "ci95": [_finite(s.ci95_low), _finite(s.ci95_high)], "unit": s.unit}

@@ -46,6 +46,18 @@ class MaskSource(str, Enum):
     none = "none"
 
 
+class Refine(str, Enum):
+    none = "none"
+    gaussian = "gaussian"
+
+
+RefineOpt = Annotated[
+    Refine,
+    typer.Option(help="gaussian: refine each measured particle's outline to the half-height ellipse of a 2D Gaussian fitted "
+                 "to its intensity (Okunev 2020, Eq. 2-5); a failed fit keeps its mask; refined/failed are counted."),
+]
+
+
 class Polarity(str, Enum):
     auto = "auto"
     bright = "bright"
@@ -157,7 +169,7 @@ def _prediction_specs(items: list[str]):
     return specs
 
 
-def _run_evaluation(specs, sets, conf, iou, match, imgsz, device, tile="auto", masks="auto", include_border=False):
+def _run_evaluation(specs, sets, conf, iou, match, imgsz, device, tile="auto", masks="auto", include_border=False, refine="none"):
     from detector.evaluate import evaluate
 
     with Progress(console=_err, transient=True) as progress:
@@ -168,7 +180,7 @@ def _run_evaluation(specs, sets, conf, iou, match, imgsz, device, tile="auto", m
             progress.advance(task)
 
         return evaluate(specs, sets, conf=conf, iou=iou, rule=match.value, imgsz=imgsz, device=device, on_step=step, tile=tile,
-                        masks=masks, include_border=include_border)  # fmt: skip
+                        masks=masks, include_border=include_border, refine=refine)  # fmt: skip
 
 
 @app.command("evaluate")
@@ -203,6 +215,7 @@ def evaluate_cmd(
     include_border: Annotated[
         bool, typer.Option("--include-border", help="Keep particles touching the image border in the size comparison.")
     ] = False,
+    refine: RefineOpt = Refine.none,
 ) -> None:
     """Score detectors on labelled sets: IoU, mAP@0.5 (VOC, as the paper), COCO mAP@[.5:.95], TP/FP/FN, detected %;
     with ground-truth masks also mask mAP, size accuracy (mean ECD predicted / labelled) and KS distance."""
@@ -217,12 +230,16 @@ def evaluate_cmd(
         specs = model_specs(models or []) + _prediction_specs(predictions or [])
         tile = parse_tile(tile)
         loaded, warnings = load_sets_counted(parse_set_args(sets), strict=strict)
-        report = _run_evaluation(specs, loaded, conf, iou, match, imgsz, device, tile, masks.value, include_border)
+        report = _run_evaluation(specs, loaded, conf, iou, match, imgsz, device, tile, masks.value, include_border, refine.value)
         report = dataclasses.replace(report, warnings=warnings)
         write_evaluation(report, out, overlays=overlays)
     _out.print(_summary_table(report))
     if any(r.masks is not None for r in report.results):
         _out.print(_mask_table(report))
+        for r in report.results:
+            if r.masks is not None and r.masks.refine:
+                c = r.masks.refine
+                _out.print(f"set {r.set_name} {r.spec.model} {r.spec.checkpoint}: gaussian refinement {c['refined']} refined, {c['failed']} failed (kept their mask)")
     for line in _warning_lines(report):
         _out.print(line, soft_wrap=True)
     _out.print(f"report: {out / 'report.md'}  metrics: {out / 'metrics.csv'}")
@@ -259,6 +276,7 @@ def predict_cmd(
     include_border: Annotated[
         bool, typer.Option("--include-border", help="Keep particles touching the image border in the mask-based size statistics (counted either way).")
     ] = False,
+    refine: RefineOpt = Refine.none,
 ) -> None:
     """Detect and measure particles: annotated images, detections.csv, counts.csv, size histograms, summary.json.
 
@@ -301,7 +319,7 @@ def predict_cmd(
                 progress.advance(task)
         if not images:
             raise InputError(f"none of the {skipped} image(s) could be read")
-        measurements, source = None, None
+        measurements, source, refined = None, None, None
         if masks != MaskSource.none:
             from detector.measure import measure_detections, with_threshold_outlines
             from detector.predict import read_image
@@ -309,12 +327,26 @@ def predict_cmd(
             source = masks.value if masks != MaskSource.auto else ("model" if model.task == "segment" else "threshold")
             if source == "threshold":
                 dets = [with_threshold_outlines(read_image(p), d)[0] for p, d in zip(images, dets)]
+            if refine == Refine.gaussian:
+                from detector.refine import RefineCounts, refine_gaussian
+
+                counts = RefineCounts()
+                for i, p in enumerate(images):
+                    dets[i], c = refine_gaussian(read_image(p), dets[i])
+                    counts = counts + c
+                refined = counts.as_dict()
+                source += "+gaussian"
             measurements = [measure_detections(d, w, h) for d, (w, h) in zip(dets, sizes)]
+        elif refine == Refine.gaussian:
+            raise InputError("--refine gaussian refines masks: leave out --masks none")
         stats = write_predictions(images, sizes, dets, out, nm_per_px=nm_per_px, save=save.value if save else None,
-                                  measurements=measurements, mask_source=source, include_border=include_border)  # fmt: skip
+                                  measurements=measurements, mask_source=source, include_border=include_border,
+                                  refine=refined)  # fmt: skip
     if skipped:
         _err.print(f"skipped {skipped} unreadable image(s); predicted {len(images)}", highlight=False)
     _out.print(_size_table(images, dets, stats, source))
+    if refined is not None:
+        _out.print(f"gaussian refinement: {refined['refined']} refined, {refined['failed']} failed (kept their {source.split('+')[0]} mask)")
     _out.print(f"written to {out}")
 
 
