@@ -194,3 +194,20 @@ def test_evaluate_masks_model_refuses_box_predictions(tmp_path):
     assert done.exit_code == 2
     assert "--masks model" in done.output
     assert not (tmp_path / "r").exists()
+
+
+def test_evaluate_refine_gaussian_counts_and_labels_the_source(tmp_path):
+    data = tmp_path / "set"
+    _masked_set(data, n=2)
+    preds = tmp_path / "preds"
+    preds.mkdir()
+    for txt in (data / "labels").glob("*.txt"):
+        (preds / txt.name).write_text("".join(line + " 0.9\n" for line in txt.read_text().split("\n") if line))
+    out = tmp_path / "report"
+    done = runner.invoke(app, ["evaluate", "--predictions", str(preds), "--set", f"S={data}", "--out", str(out), "--refine", "gaussian"])
+    assert done.exit_code == 0, done.output
+    assert "gaussian refinement" in done.output
+    with (out / "masks.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert {r["mask_source"] for r in rows} == {"threshold+gaussian"}
+    assert "contours refined" in (out / "report.md").read_text()
