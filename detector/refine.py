@@ -48,6 +48,20 @@ def gaussian2d(p: np.ndarray, xx: np.ndarray, yy: np.ndarray) -> np.ndarray:
     return b + a * np.exp(-(u * u / (2 * sx * sx) + v * v / (2 * sy * sy)))
 
 
+def _jacobian(p: np.ndarray, xx: np.ndarray, yy: np.ndarray) -> np.ndarray:
+    """d gaussian2d / d p, (pixels, 7): analytic, so a fit costs a few model evaluations, not 8 per step."""
+    a, _, x0, y0, sx, sy, t = p
+    c, s = math.cos(t), math.sin(t)
+    dx, dy = (xx - x0).ravel(), (yy - y0).ravel()
+    u, v = c * dx + s * dy, -s * dx + c * dy
+    g = np.exp(-(u * u / (2 * sx * sx) + v * v / (2 * sy * sy)))
+    ag = a * g
+    return np.column_stack([
+        g, np.ones_like(g), ag * (u * c / sx**2 - v * s / sy**2), ag * (u * s / sx**2 + v * c / sy**2),
+        ag * u * u / sx**3, ag * v * v / sy**3, -ag * u * v * (1 / sx**2 - 1 / sy**2),
+    ])  # fmt: skip
+
+
 def fit_gaussian(grey: np.ndarray, box: np.ndarray, margin: float = 0.25) -> GaussianFit | None:
     """The least-squares Gaussian of the particle in `box` (xyxy, image px) of a grey image; None when the
     fit fails (see the module docstring). Coordinates are continuous image px (pixel centres at +0.5)."""
@@ -74,12 +88,20 @@ def fit_gaussian(grey: np.ndarray, box: np.ndarray, margin: float = 0.25) -> Gau
     amp = float(crop[centre].max() - back)
     if amp <= 0:
         return None
-    p0 = np.array([amp, back, cx, cy, bw / 4, bh / 4, 0.0])
+    p0 = np.array([amp, back, cx, cy, bw / 4, bh / 4 * 0.9, 0.0])  # sx != sy: at sx = sy theta has no gradient
+    wgt = np.clip(crop - back, 0, None) * ~ring
+    if wgt.sum() > 0:  # start from the intensity's second moments: centre, axes and angle
+        mx, my = (wgt * xx).sum() / wgt.sum(), (wgt * yy).sum() / wgt.sum()
+        cov = np.cov(np.stack([xx.ravel(), yy.ravel()]), aweights=wgt.ravel())
+        ev, vec = np.linalg.eigh(cov)
+        if ev[0] > 0 and x0 <= mx <= x1 and y0 <= my <= y1:
+            p0[2:7] = mx, my, math.sqrt(ev[1]), math.sqrt(ev[0]) * 0.99, math.atan2(vec[1, 1], vec[0, 1])
     lo = np.array([0.0, crop.min() - amp, x0, y0, bw / 20, bh / 20, -math.pi])
     hi = np.array([4 * amp + 1e-9, crop.max(), x1, y1, bw, bh, math.pi])
     hi[4:6] = np.maximum(hi[4:6], lo[4:6] * 1.01)
     try:
-        res = least_squares(lambda p: (gaussian2d(p, xx, yy) - crop).ravel(), np.clip(p0, lo, hi), bounds=(lo, hi), x_scale="jac", max_nfev=200)
+        res = least_squares(lambda p: (gaussian2d(p, xx, yy) - crop).ravel(), np.clip(p0, lo, hi), jac=lambda p: _jacobian(p, xx, yy),
+                            bounds=(lo, hi), x_scale="jac", max_nfev=100)  # fmt: skip
     except (ValueError, np.linalg.LinAlgError):
         return None
     if not res.success:
