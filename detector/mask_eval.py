@@ -220,16 +220,16 @@ def evaluate_masks(
         n_gt += len(gm)
         n_gt_masks += sum(m is not None and m.area > 0 for m in gm)
         dm = _pred_masks(det, w, h)
-        gt_ms = [None if m is None or m.area == 0 else measure(m, w, h) for m in gm]
-        dt_ms = [None if m is None or m.area == 0 else measure(m, w, h) for m in dm]
-        gt_in.append(([m if gm_ms is not None else box_mask(b, w, h) for m, gm_ms, b in zip(gm, gt_ms, s.gt.xyxy)], s.gt.class_id))
         scores = det.confidence if det.confidence is not None else np.ones(len(det))
-        dt_in.append(([m if d_ms is not None else box_mask(b, w, h) for m, d_ms, b in zip(dm, dt_ms, det.xyxy)], det.class_id, scores))
+        kept = scores >= conf
+        gt_ms = [None if m is None or m.area == 0 else measure(m, w, h) for m in gm]
+        dt_ms = [None if m is None or m.area == 0 or not k else measure(m, w, h) for m, k in zip(dm, kept)]  # sizes: kept ones only
+        gt_in.append(([m if gm_ms is not None else box_mask(b, w, h) for m, gm_ms, b in zip(gm, gt_ms, s.gt.xyxy)], s.gt.class_id))
+        dt_in.append(([m if m is not None and m.area > 0 else box_mask(b, w, h) for m, b in zip(dm, det.xyxy)], det.class_id, scores))
         sizes.append((w, h))
         for m, c in zip(gt_ms, s.gt.class_id):
             if m is not None:
                 true[int(c)].append(m)
-        kept = scores >= conf
         for m, c, k in zip(dt_ms, det.class_id, kept):
             if k:
                 failed += m is None
