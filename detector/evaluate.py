@@ -376,7 +376,7 @@ class EvalResult:
     metrics: SetMetrics
     map50_95: dict[str, float]  # class name / "all" / "any" (class-agnostic) -> COCO mAP@[.5:.95]
     predictions: tuple[Detections, ...] = field(repr=False, default=())
-    masks: "MaskEval | None" = None  # mask mAP and sizes (detector.mask_eval), when the set has masks
+    masks: MaskEval | None = None  # mask mAP and sizes (detector.mask_eval), when the set has masks
 
 
 @dataclass(frozen=True)
