@@ -439,6 +439,8 @@ def evaluate(
     """
     if refine not in REFINE_METHODS:
         raise InputError(f"unknown refinement {refine!r} (use {' or '.join(REFINE_METHODS)})")
+    if refine != "none" and masks == "none":
+        raise InputError("--refine gaussian refines masks: leave out --masks none")
     if masks not in MASK_SOURCES:
         raise InputError(f"unknown mask source {masks!r} (use {', '.join(MASK_SOURCES)})")
     if rule not in RULES:

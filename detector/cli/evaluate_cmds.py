@@ -287,6 +287,8 @@ def predict_cmd(
     from detector.yolo_env import is_model_path, load_model, select_device
 
     with input_errors_exit():
+        if refine == Refine.gaussian and masks == MaskSource.none:
+            raise InputError("--refine gaussian refines masks: leave out --masks none")
         tile = parse_tile(tile)
         weights, inputs = (paths[0], paths[1:]) if is_model_path(paths[0]) else (shipped_weights(), paths)
         if not inputs:
@@ -337,8 +339,6 @@ def predict_cmd(
                 refined = counts.as_dict()
                 source += "+gaussian"
             measurements = [measure_detections(d, w, h) for d, (w, h) in zip(dets, sizes)]
-        elif refine == Refine.gaussian:
-            raise InputError("--refine gaussian refines masks: leave out --masks none")
         stats = write_predictions(images, sizes, dets, out, nm_per_px=nm_per_px, save=save.value if save else None,
                                   measurements=measurements, mask_source=source, include_border=include_border,
                                   refine=refined)  # fmt: skip
