@@ -26,6 +26,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -36,6 +37,9 @@ from detector.train import CHECKPOINTS_JSON, read_checkpoints
 from synthgen.classes import CLASS_NAMES, canonical_class
 from synthgen.errors import InputError
 from synthgen.warnings_log import collect
+
+if TYPE_CHECKING:
+    from detector.mask_eval import MaskEval
 
 EVAL_CONF = 0.001  # detections kept for mAP, as ultralytics' val does; counts use the user's --conf
 
@@ -376,6 +380,7 @@ class EvalResult:
     metrics: SetMetrics
     map50_95: dict[str, float]  # class name / "all" / "any" (class-agnostic) -> COCO mAP@[.5:.95]
     predictions: tuple[Detections, ...] = field(repr=False, default=())
+    masks: MaskEval | None = None  # mask mAP and sizes (detector.mask_eval), when the set has masks
 
 
 @dataclass(frozen=True)
@@ -425,11 +430,23 @@ def evaluate(
     device: str = "cpu",
     on_step: Callable[[str], None] | None = None,
     tile: str | int = "auto",
+    masks: str = "auto",
+    include_border: bool = False,
+    refine: str = "none",
 ) -> EvalReport:
     """Score every spec on every set. `on_step(description)` is called once per model loaded/read.
 
     `tile`: how models run on each image (detector.tiling: auto, off or a tile size in px).
+    `masks`: where predicted masks come from for the sets with ground-truth masks (see
+    :func:`with_masks`; "none": boxes only); `include_border`: keep border particles in the sizes;
+    `refine`: "gaussian" refines the outlines of the detections >= conf (detector.refine).
     """
+    if refine not in REFINE_METHODS:
+        raise InputError(f"unknown refinement {refine!r} (use {' or '.join(REFINE_METHODS)})")
+    if refine != "none" and masks == "none":
+        raise InputError("--refine gaussian refines masks: leave out --masks none")
+    if masks not in MASK_SOURCES:
+        raise InputError(f"unknown mask source {masks!r} (use {', '.join(MASK_SOURCES)})")
     if rule not in RULES:
         raise InputError(f"unknown matching rule {rule!r} (use {' or '.join(RULES)})")
     if not 0 <= conf <= 1 or not 0 < iou <= 1:
@@ -443,8 +460,61 @@ def evaluate(
         else:
             preds = _predict_sets(spec.weights, sets, imgsz, device, tile)
         for name, samples in sets.items():
-            results.append(score(name, spec, samples, preds[name], conf, iou, rule))
+            result = score(name, spec, samples, preds[name], conf, iou, rule)
+            if masks != "none":
+                result = score_masks(result, samples, masks, conf, include_border, spec.weights or spec.predictions, refine)
+            results.append(result)
     return EvalReport(results, dict(sets), conf, iou, rule)
+
+
+MASK_SOURCES = ("auto", "model", "threshold", "none")
+REFINE_METHODS = ("none", "gaussian")
+
+
+def with_masks(samples: Sequence[Sample], predictions: Sequence[Detections], mode: str, source: Path | None = None) -> tuple[list[Detections], str]:
+    """The detections with outlines and where they came from, as `detector predict --masks`: the model's
+    (``model``; InputError when it gave none), threshold masks inside each box (``threshold``), or the
+    model's when it segments, else threshold (``auto``)."""
+    from detector.measure import with_threshold_outlines
+    from detector.predict import read_image
+
+    segments = any(d.polygons is not None for d in predictions)
+    if mode == "model" and not segments and any(len(d) for d in predictions):
+        raise InputError("--masks model needs a segmentation model (or predictions with outlines); these are boxes only", source)
+    if mode == "model" or (mode == "auto" and segments):
+        return list(predictions), "model"
+    return [with_threshold_outlines(read_image(s.image_path), d)[0] for s, d in zip(samples, predictions)], "threshold"
+
+
+def refined(samples: Sequence[Sample], dets: Sequence[Detections], conf: float) -> tuple[list[Detections], dict]:
+    """The detections >= conf with Gaussian-refined outlines (detector.refine) and the counts."""
+    from detector.predict import read_image
+    from detector.refine import RefineCounts, refine_gaussian
+
+    out, total = [], RefineCounts()
+    for s, d in zip(samples, dets):
+        r, counts = refine_gaussian(read_image(s.image_path), d, conf)
+        out.append(r)
+        total = total + counts
+    return out, total.as_dict()
+
+
+def score_masks(result: EvalResult, samples: Sequence[Sample], mode: str, conf: float, include_border: bool = False,
+                source: Path | None = None, refine: str = "none") -> EvalResult:  # fmt: skip
+    """`result` with its mask scores (detector.mask_eval) when the set has ground-truth masks or polygons."""
+    import dataclasses
+
+    from detector.mask_eval import evaluate_masks, has_masks
+
+    if not has_masks(samples):
+        return result
+    dets, where = with_masks(samples, result.predictions, mode, source)
+    counts = None
+    if refine == "gaussian":
+        dets, counts = refined(samples, dets, conf)
+        where += "+gaussian"
+    scores = evaluate_masks(samples, dets, where, conf, include_border)
+    return dataclasses.replace(result, masks=dataclasses.replace(scores, refine=counts))
 
 
 def _predict_sets(

@@ -77,3 +77,100 @@ def save_mask_histograms(stats: Sequence[SizeSummary], class_sizes_out: Sequence
         xlabel = f"{'edge length' if name == 'cube' else 'ECD'} from masks ({st.unit})"
         written.append(save_size_histogram(folder / f"mask_sizes_{name}.png", sizes, k, xlabel, title, fontsize=8))
     return written
+
+
+# ------------------------------------------------------------------ `detector evaluate`: masks and sizes
+
+MASK_METRIC_COLUMNS = [
+    "set", "model", "checkpoint", "class", "mask_source", "mask_map50", "mask_map50_95", "box_map50_coco",
+    "n_true", "n_pred", "mean_ecd_true_px", "mean_ecd_pred_px", "size_accuracy", "matched_size_accuracy",
+    "n_matched", "ks", "border_true", "border_pred",
+]  # fmt: skip
+
+
+def mask_metric_rows(results) -> list[list]:
+    """One row per set x model checkpoint x class (and "all" for the mAPs) of the results with mask scores."""
+    rows = []
+    for r in results:
+        m = r.masks
+        if m is None:
+            continue
+        for name in (*CLASS_NAMES, "all"):
+            s = m.sizes.get(name)
+            if s is None:
+                sizes = [None] * 10
+            elif s.n_true == 0 and s.n_pred == 0:
+                continue
+            else:
+                sizes = [s.n_true, s.n_pred, s.mean_true, s.mean_pred, s.accuracy, s.matched_accuracy, s.n_matched, s.ks,
+                         s.border_true, s.border_pred]  # fmt: skip
+            rows.append([r.set_name, r.spec.model, r.spec.checkpoint, name, m.source, m.map50.get(name), m.map50_95.get(name),
+                         m.box_map50.get(name), *sizes])  # fmt: skip
+    return rows
+
+
+def save_size_comparisons(results, folder: Path) -> list[str]:
+    """sizes_<set>_<model>.png: per class the labelled and the predicted ECD histograms on shared bins."""
+    from detector.report import _plt, _safe
+
+    plt = _plt()
+    written = []
+    for r in results:
+        m = r.masks
+        if m is None:
+            continue
+        shown = [s for s in m.sizes.values() if s.n_true or s.n_pred]
+        if not shown:
+            continue
+        fig, axes = plt.subplots(1, len(shown), figsize=(5 * len(shown), 3.6), squeeze=False)
+        for ax, s in zip(axes[0], shown):
+            both = np.concatenate([s.true_sizes, s.pred_sizes])
+            bins = np.linspace(both.min(), both.max() + 1e-9, min(30, max(6, len(both) // 8)) + 1)
+            ax.hist(s.true_sizes, bins=bins, alpha=0.55, color="tab:grey", edgecolor="black", label=f"labelled (n={s.n_true})")
+            ax.hist(s.pred_sizes, bins=bins, histtype="step", linewidth=2, color="tab:blue" if s.name == "cube" else "tab:orange",
+                    label=f"{m.source} masks (n={s.n_pred})")  # fmt: skip
+            ax.set_xlabel("ECD (px)")
+            ax.set_ylabel("particles")
+            ax.set_title(f"{r.set_name} {s.name}: accuracy {s.accuracy:.3f}, KS {s.ks:.3f}", fontsize=9)
+            ax.legend(fontsize=7)
+        fig.tight_layout()
+        name = f"sizes_{_safe(r.set_name)}_{_safe(r.spec.model)}_{_safe(r.spec.checkpoint)}.png"
+        fig.savefig(folder / name, dpi=110)
+        plt.close(fig)
+        written.append(name)
+    return written
+
+
+def mask_markdown(results, plots: Sequence[str] = ()) -> list[str]:
+    """report.md's section on masks and sizes (empty when no set had ground-truth masks)."""
+    from detector.report import _num
+
+    rows = mask_metric_rows(results)
+    if not rows:
+        return []
+    border = any(r.masks is not None and r.masks.include_border for r in results)
+    lines = [
+        "", "## Masks and sizes", "",
+        "Mask AP by pycocotools `segm` (every detection), against the set's instance masks (`masks/`) or polygons; "
+        "box AP@0.5 by pycocotools on the same detections beside it. Sizes: ECD sqrt(4·area/π) of every particle "
+        "(detections with confidence ≥ --conf), "
+        + ("border particles included" if border else "particles touching the image border left out")
+        + "; size accuracy = mean predicted / mean labelled ECD over the two populations (Okunev 2020, Table 4), "
+        "matched = the same over box-IoU ≥ 0.5 pairs; KS = two-sample Kolmogorov–Smirnov distance.", "",
+        "| set | model | checkpoint | class | masks | mask AP50 | mask AP50-95 | box AP50 | labelled | predicted | mean ECD labelled | mean ECD predicted | size accuracy | matched | KS |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]  # fmt: skip
+
+    def f(v, d=3):
+        return "–" if v is None else _num(float(v), d)
+
+    for r in rows:
+        lines.append("| " + " | ".join([*map(str, r[:5]), f(r[5]), f(r[6]), f(r[7]), "–" if r[8] is None else str(r[8]),
+                                         "–" if r[9] is None else str(r[9]), f(r[10], 1), f(r[11], 1), f(r[12]), f(r[13]), f(r[15])]) + " |")  # fmt: skip
+    for r in results:
+        if r.masks is not None and r.masks.refine:
+            c = r.masks.refine
+            lines.append(f"\nGaussian refinement (Okunev 2020, Eq. 2-5), set {r.set_name}, {r.spec.model} {r.spec.checkpoint}: "
+                         f"{c['refined']} contours refined, {c['failed']} failed and kept their mask.")  # fmt: skip
+    lines += [""] + [f"![{p}]({p})" for p in plots]
+    return lines

@@ -308,7 +308,8 @@ def save_overlays(report: EvalReport, folder: Path) -> int:
 def write_evaluation(
     report: EvalReport, out: str | Path, overlays: bool = False, extra: Callable[[Path], None] | None = None
 ) -> Path:
-    """metrics.csv, report.md, curves_<set>.png, coco/<set>_gt.json, confusion.json, optional overlays/.
+    """metrics.csv, report.md, curves_<set>.png, coco/<set>_gt.json, confusion.json, optional overlays/;
+    with mask scores also masks.csv and sizes_<set>_<model>_<checkpoint>.png (labelled vs predicted ECD).
 
     `extra(staging_folder)` may add files that must appear together with the report.
     """
@@ -317,7 +318,13 @@ def write_evaluation(
             extra(tmp)
         _write_csv(tmp / "metrics.csv", METRIC_COLUMNS, metric_rows(report))
         plots = save_curves(report, tmp)
-        (tmp / "report.md").write_text(markdown_report(report, plots))
+        text = markdown_report(report, plots)
+        if any(r.masks is not None for r in report.results):
+            from detector.mask_report import MASK_METRIC_COLUMNS, mask_markdown, mask_metric_rows, save_size_comparisons
+
+            _write_csv(tmp / "masks.csv", MASK_METRIC_COLUMNS, mask_metric_rows(report.results))
+            text += "\n".join(mask_markdown(report.results, save_size_comparisons(_final_results(report), tmp))) + "\n"
+        (tmp / "report.md").write_text(text)
         (tmp / "coco").mkdir()
         for name, samples in report.sets.items():
             (tmp / "coco" / f"{_safe(name)}_gt.json").write_text(json.dumps(coco_ground_truth(samples)))
@@ -442,25 +449,35 @@ def coco_predictions_dict(images: Sequence[Path], sizes: Sequence[tuple[int, int
     k = 0
     for d in dets:
         conf = d.confidence if d.confidence is not None else np.ones(len(d))
-        for s in conf:
-            data["annotations"][k]["score"] = float(s)
+        polys = d.polygons if d.polygons is not None else (None,) * len(d)
+        for s, poly in zip(conf, polys):
+            ann = data["annotations"][k]
+            ann["score"] = float(s)
+            if poly is not None and len(poly) >= 3:  # the outline, so contours can be corrected in the tool
+                from shapely.geometry import Polygon
+
+                ann["segmentation"] = [[round(float(v), 2) for v in np.asarray(poly).ravel()]]
+                ann["area"] = float(Polygon(poly).area)
             k += 1
     data["info"] = {"description": "detector predict: boxes to correct and reuse as training labels"}
     return data
 
 
 def labelme_dict(image_name: str, width: int, height: int, det: Detections) -> dict:
-    """A labelme json with one rectangle per detection (labelme 5 layout)."""
+    """A labelme json with one polygon per detection with an outline, else its rectangle (labelme 5 layout)."""
+    polys = det.polygons if det.polygons is not None else (None,) * len(det)
     shapes = [
         {
             "label": CLASS_NAMES[int(c)],
-            "points": [[float(b[0]), float(b[1])], [float(b[2]), float(b[3])]],
+            "points": [[float(b[0]), float(b[1])], [float(b[2]), float(b[3])]]
+            if poly is None or len(poly) < 3
+            else [[round(float(x), 2), round(float(y), 2)] for x, y in np.asarray(poly)],
             "group_id": None,
             "description": "",
-            "shape_type": "rectangle",
+            "shape_type": "rectangle" if poly is None or len(poly) < 3 else "polygon",
             "flags": {},
         }
-        for b, c in zip(det.xyxy, det.class_id)
+        for b, c, poly in zip(det.xyxy, det.class_id, polys)
     ]
     return {
         "version": "5.4.1",
@@ -493,6 +510,7 @@ def write_predictions(
     include_border: bool = False,
     scale_sources: Sequence[str] | None = None,
     extra_columns: tuple[Sequence[str], Sequence[Sequence]] | None = None,
+    refine: dict | None = None,
 ) -> PredictionStats:
     """detections.csv, counts.csv, sizes_<class>.png, summary.json, annotated/ and coco/ and/or labelme/
     (`save`: one format or several).
@@ -553,6 +571,8 @@ def write_predictions(
             summary["mask_source"] = mask_source
             summary["size_definition"] = SIZE_DEFINITION
             summary["include_border"] = include_border
+            if refine is not None:
+                summary["refine"] = {"method": "gaussian", **refine}
             summary["mask_sizes"] = {
                 s.name: {"count": s.count, "border_excluded": s.border_excluded, "mean": _finite(s.mean), "std": _finite(s.std),
                          "sem": _finite(s.sem), "median": _finite(s.median), "ci95": [_finite(s.ci95_low), _finite(s.ci95_high)], "unit": s.unit}

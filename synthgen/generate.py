@@ -88,6 +88,7 @@ class GenerateOptions:
     drop_occluded: float = 0.6  # particles hidden by more than this fraction are not labelled
     scale_range: tuple[float, float] = (1.0, 1.0)  # per-image scale factor drawn from [lo, hi]
     density_range: tuple[float, float] = (1.0, 1.0)  # per-image cap: [lo, hi] x max_particles
+    size_dist: tuple[float, float] | None = None  # log-normal particle sizes: (mean, std) in px
 
     def check(self) -> None:
         """InputError for option values a user could mistype."""
@@ -118,6 +119,12 @@ class GenerateOptions:
         lo, hi = self.density_range
         if not 0 < lo <= hi <= 1:
             problems.append(f"--density-range must be LO,HI with 0 < LO <= HI <= 1 (got {lo},{hi})")
+        if self.size_dist is not None:
+            mean, spread = self.size_dist
+            if not (math.isfinite(mean) and math.isfinite(spread) and mean > 0 and spread >= 0):
+                problems.append(f"--size-dist needs MEAN > 0 and SPREAD >= 0 px (got {mean:g},{spread:g})")
+            if self.scale_jitter > 0:
+                problems.append("--size-dist draws every particle's scale: leave out --scale-jitter")
         if problems:
             raise InputError("; ".join(problems))
 
@@ -145,6 +152,41 @@ class GenerateOptions:
         scale = float(rng.uniform(*self.scale_range))
         cap = max(1, round(float(rng.uniform(*self.density_range)) * self.max_particles))
         return replace(self.placement, scale=scale, max_particles=cap)
+
+
+def parse_size_dist(text: str | None) -> tuple[float, float] | None:
+    """'lognormal:MEAN,SPREAD' (px; SPREAD the standard deviation) -> (mean, spread); None for None/''."""
+    if not text:
+        return None
+    kind, _, args = text.partition(":")
+    try:
+        values = [float(v) for v in args.replace(" ", "").split(",")]
+    except ValueError:
+        values = []
+    if kind.strip().lower() != "lognormal" or len(values) != 2:
+        raise InputError(f"--size-dist must be 'lognormal:MEAN,SPREAD' in px, e.g. lognormal:30,5 (got {text!r})")
+    return values[0], values[1]
+
+
+def template_size(polygon, class_name: str) -> float:
+    """A template's particle size at scale 1 as detector.measure defines it: a cube's edge (geometric
+    mean of the minimum rotated rectangle's sides), a quasi-sphere's ECD."""
+    if class_name == "cube":
+        rect = np.asarray(polygon.minimum_rotated_rectangle.exterior.coords)[:3]
+        return float(math.sqrt(np.hypot(*(rect[1] - rect[0])) * np.hypot(*(rect[2] - rect[1]))))
+    return math.sqrt(4 * polygon.area / math.pi)
+
+
+def log_size_params(pattern: Pattern, mean: float, spread: float) -> tuple[tuple[float, ...], float]:
+    """PlacementOptions.log_size for sizes ~ log-normal with this mean and standard deviation (px):
+    sigma^2 = ln(1 + (spread/mean)^2), median = mean / sqrt(1 + (spread/mean)^2), and each template's
+    scale is the size over the template's own size."""
+    from synthgen.classes import CLASS_NAMES
+
+    var = math.log1p((spread / mean) ** 2)
+    mu = math.log(mean) - var / 2
+    own = [template_size(t.polygon, CLASS_NAMES[e.class_id]) for t, e in zip(pattern.templates, pattern.entries)]
+    return tuple(mu - math.log(max(o, 1e-9)) for o in own), math.sqrt(var)
 
 
 def parse_range(text: str | Sequence[float], option: str) -> tuple[float, float]:
@@ -235,6 +277,8 @@ def synthesize(
     table = table or shape_table(pattern)
     w, h = pattern.width, pattern.height
     placement = options.image_placement(np.random.default_rng([seed, 2])) if options.varies else options.placement
+    if options.size_dist is not None:
+        placement = replace(placement, log_size=log_size_params(pattern, *options.size_dist))
     cfg = options.realism
     realism = cfg != RealismConfig()
     rrng = np.random.default_rng([seed, 1]) if realism else None
@@ -387,6 +431,7 @@ def generate(
     drop_occluded: float = 0.6,
     scale_range: str | Sequence[float] = (1.0, 1.0),
     density_range: str | Sequence[float] = (1.0, 1.0),
+    size_dist: str | tuple[float, float] | None = None,
     overwrite: bool = False,
     keep_images: bool = True,
 ) -> GenerateResult:
@@ -397,7 +442,12 @@ def generate(
     ``touching``, ``occlusion``: agglomerates (``placement.place_agglomerates``); particles hidden by
     more than ``drop_occluded`` of their area are not labelled. ``scale_range``: per-image factor on
     the template scale (on top of ``scale_jitter``); ``density_range``: per-image particle cap as a
-    fraction of ``max_particles`` (a canvas still stops earlier when it is full). All off by
+    fraction of ``max_particles`` (a canvas still stops earlier when it is full). ``size_dist``:
+    ``"lognormal:MEAN,SPREAD"`` (or a (mean, std) pair, px) draws every particle's size (a cube's
+    edge, a sphere's ECD, as detector.measure defines them, of its labelled outline; rasterised by
+    synthgen.instance_masks, which reads a polygon as running through the boundary pixels' centres, its
+    pixels measure about 1 px more) from a log-normal
+    distribution cut at +-3 sigma, as a scale factor on its template (times the ``scale_range`` factor). All off by
     default: the output is then that of the paper's plain mode.
 
     ``overwrite``: replace an existing output of a previous run (only a folder with a synthgen
@@ -426,6 +476,7 @@ def generate(
         drop_occluded=drop_occluded,
         scale_range=parse_range(scale_range, "--scale-range"),
         density_range=parse_range(density_range, "--density-range"),
+        size_dist=parse_size_dist(size_dist) if isinstance(size_dist, str) or size_dist is None else tuple(map(float, size_dist)),
     )
     options.check()
     if workers < 1:

@@ -80,6 +80,13 @@ def linear_part(angle_deg: float, scale: float = 1.0) -> np.ndarray:
     return scale * np.array([[c, -s], [s, c]])
 
 
+def log_normal_scales(rng: np.random.Generator, ti: np.ndarray, log_size: tuple[tuple[float, ...], float]) -> np.ndarray:
+    """Scale factors exp(mu[t] + sigma * z) of attempts on templates `ti`, z standard normal cut at +-3."""
+    mu, sigma = log_size
+    z = np.clip(rng.standard_normal(len(ti)), -3.0, 3.0)
+    return np.exp(np.asarray(mu, np.float64)[ti] + sigma * z)
+
+
 @dataclass(frozen=True, slots=True)
 class PlacementOptions:
     max_particles: int = 1000
@@ -90,6 +97,9 @@ class PlacementOptions:
     cluster_prob: float = 0.0  # chance an attempt is placed against a placed particle
     touching: bool = False  # contact allowed (gap 0, no overlap); overrides min_gap
     occlusion: float = 0.0  # max fraction of a lower particle's area one later particle may cover
+    # per-particle log-normal scales instead of the jitter: (log-median scale per template, sigma);
+    # draws are truncated at +-3 sigma so the scale has bounds (synthgen generate --size-dist)
+    log_size: tuple[tuple[float, ...], float] | None = None
 
     def __post_init__(self) -> None:
         if self.max_particles < 0 or self.min_gap < 0 or self.max_failures < 1:
@@ -98,6 +108,14 @@ class PlacementOptions:
             raise ValueError("scale_jitter must be in [0, 1)")
         if not (self.scale > 0 and 0 <= self.cluster_prob <= 1 and 0 <= self.occlusion < 1):
             raise ValueError("scale must be > 0, cluster_prob in [0, 1] and occlusion in [0, 1)")
+
+    @property
+    def scale_bounds(self) -> tuple[float, float]:
+        """The smallest and largest scale an attempt can draw."""
+        if self.log_size is not None:
+            mu, sigma = self.log_size
+            return math.exp(min(mu) - 3 * sigma) * self.scale, math.exp(max(mu) + 3 * sigma) * self.scale
+        return (1.0 - self.scale_jitter) * self.scale, (1.0 + self.scale_jitter) * self.scale
 
     @property
     def agglomerates(self) -> bool:
@@ -203,7 +221,7 @@ def place_particles(
     gap = float(options.min_gap)
     jitter = options.scale_jitter
     containing = np.isfinite(table.r_in)  # templates whose centre lies inside their footprint
-    r_in_min = float(table.r_in[containing].min()) * (1.0 - jitter) * options.scale if containing.any() else -np.inf
+    r_in_min = float(table.r_in[containing].min()) * options.scale_bounds[0] if containing.any() else -np.inf
     # Pixels where an attempt's centre certainly overlaps (or comes within the gap of) a placed
     # particle: the inscribed disks of the two would meet. Checked for a whole block with one
     # lookup, before any polygon is built. Cells of DOOM_CELL px keep the disks cheap to draw; the
@@ -220,6 +238,8 @@ def place_particles(
         ti = rng.integers(table.count, size=n)
         angles = rng.uniform(0.0, 360.0, size=n)
         scales = rng.uniform(1.0 - jitter, 1.0 + jitter, size=n) if jitter > 0 else np.ones(n)
+        if options.log_size is not None:
+            scales = log_normal_scales(rng, ti, options.log_size)
         if options.scale != 1.0:
             scales = scales * options.scale
         u = rng.random((n, 2))
@@ -349,7 +369,7 @@ def place_agglomerates(
     gap = 0.0 if options.touching else float(options.min_gap)
     jitter, occ = options.scale_jitter, options.occlusion
     verts = [table.verts[s : s + n] for s, n in zip(table.starts.tolist(), table.lengths.tolist())]
-    r_out_max = float(table.r_out.max()) * (1.0 + jitter) * options.scale
+    r_out_max = float(table.r_out.max()) * options.scale_bounds[1]
     grid = _Grid(max(8.0, 2.0 * r_out_max + gap))
     placed: list[PlacedParticle] = []
     polys: list[Polygon] = []
@@ -376,6 +396,8 @@ def place_agglomerates(
         ti = int(rng.integers(table.count))
         angle = float(rng.uniform(0.0, 360.0))
         scale = (float(rng.uniform(1.0 - jitter, 1.0 + jitter)) if jitter > 0 else 1.0) * options.scale
+        if options.log_size is not None:
+            scale = float(log_normal_scales(rng, np.array([ti]), options.log_size)[0]) * options.scale
         u = rng.random(2)
         rel = verts[ti] @ linear_part(angle, scale).T
         lo, hi = rel.min(axis=0), rel.max(axis=0)

@@ -90,3 +90,21 @@ def test_masks_none_keeps_box_sizes_and_model_masks_need_a_segmentation_model(sy
     lines = [ln for ln in done.output.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:") and "segmentation model" in lines[0], done.output
     assert not bad.exists()
+
+
+def test_refine_gaussian_counts_in_summary_and_saved_outlines(synthetic, tmp_path):
+    out = tmp_path / "pred"
+    done = runner.invoke(detector_app, ["predict", str(synthetic / "images"), "--out", str(out), "--refine", "gaussian",
+                                        "--save", "labelme", "--device", "cpu"])  # fmt: skip
+    assert done.exit_code == 0, done.output
+    summary = json.loads((out / "summary.json").read_text())
+    refine = summary["refine"]
+    assert refine["method"] == "gaussian" and refine["refined"] > 0
+    assert refine["refined"] + refine["failed"] == sum(1 for _ in _rows(out))
+    assert f"{refine['refined']} refined, {refine['failed']} failed" in done.output
+    assert summary["mask_source"] == "threshold+gaussian"
+    shapes = [s for p in (out / "labelme").glob("*.json") for s in json.loads(p.read_text())["shapes"]]
+    assert sum(s["shape_type"] == "polygon" for s in shapes) >= 0.8 * len(shapes)
+    bad = runner.invoke(detector_app, ["predict", str(synthetic / "images"), "--out", str(tmp_path / "b"), "--refine", "gaussian",
+                                       "--masks", "none", "--device", "cpu"])  # fmt: skip
+    assert bad.exit_code == 2 and "--refine gaussian" in bad.output

@@ -81,3 +81,15 @@ def test_train_segment_then_fine_tune_from_detector_and_predict_outlines(tmp_pat
     assert r.exit_code == 0, r.output
     header = (out / "detections.csv").read_text().splitlines()[0].split(",")
     assert "ecd_px" in header and "mask_source" in header
+    # evaluate scores the model's own outlines against ground-truth instance masks
+    import csv
+
+    from test_mask_eval import _masked_set
+
+    _masked_set(tmp_path / "masked", n=1)
+    r = runner.invoke(app, ["evaluate", str(best), "--set", f"M={tmp_path / 'masked'}", "--out", str(tmp_path / "ev"),
+                            "--masks", "model", "--tile", "off", "--device", "cpu"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    with (tmp_path / "ev" / "masks.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert rows and {row["mask_source"] for row in rows} == {"model"}

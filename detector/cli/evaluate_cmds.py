@@ -46,6 +46,18 @@ class MaskSource(str, Enum):
     none = "none"
 
 
+class Refine(str, Enum):
+    none = "none"
+    gaussian = "gaussian"
+
+
+RefineOpt = Annotated[
+    Refine,
+    typer.Option(help="gaussian: refine each measured particle's outline to the half-height ellipse of a 2D Gaussian fitted "
+                 "to its intensity (Okunev 2020, Eq. 2-5); a failed fit keeps its mask; refined/failed are counted."),
+]
+
+
 class Polarity(str, Enum):
     auto = "auto"
     bright = "bright"
@@ -123,6 +135,26 @@ def _summary_table(report) -> Table:
     return t
 
 
+def _mask_table(report) -> Table:
+    from detector.mask_report import mask_metric_rows
+    from detector.report import _final_results, _num
+
+    rows = mask_metric_rows(_final_results(report))
+    border = "kept" if any(r.masks and r.masks.include_border for r in report.results) else "left out"
+    sources = ", ".join(dict.fromkeys(r[4] for r in rows))
+    t = Table(title=f"Masks ({sources}) and sizes: size acc = mean ECD predicted / labelled, border particles {border}")
+    for col in ("set", "model", "class", "mask AP50", "mask AP", "box AP50", "n GT", "n pred", "size acc", "matched", "KS"):
+        t.add_column(col, justify="left" if col in ("set", "model", "class") else "right", no_wrap=True)
+
+    def f(v):
+        return "–" if v is None else _num(float(v))
+
+    for r in rows:
+        t.add_row(r[0], r[1], r[3], f(r[5]), f(r[6]), f(r[7]), "–" if r[8] is None else str(r[8]), "–" if r[9] is None else str(r[9]),
+                  f(r[12]), f(r[13]), f(r[15]))  # fmt: skip
+    return t
+
+
 def _prediction_specs(items: list[str]):
     from detector.evaluate import ModelSpec
 
@@ -137,7 +169,7 @@ def _prediction_specs(items: list[str]):
     return specs
 
 
-def _run_evaluation(specs, sets, conf, iou, match, imgsz, device, tile="auto"):
+def _run_evaluation(specs, sets, conf, iou, match, imgsz, device, tile="auto", masks="auto", include_border=False, refine="none"):
     from detector.evaluate import evaluate
 
     with Progress(console=_err, transient=True) as progress:
@@ -147,7 +179,8 @@ def _run_evaluation(specs, sets, conf, iou, match, imgsz, device, tile="auto"):
             progress.update(task, description=f"evaluating {desc}")
             progress.advance(task)
 
-        return evaluate(specs, sets, conf=conf, iou=iou, rule=match.value, imgsz=imgsz, device=device, on_step=step, tile=tile)
+        return evaluate(specs, sets, conf=conf, iou=iou, rule=match.value, imgsz=imgsz, device=device, on_step=step, tile=tile,
+                        masks=masks, include_border=include_border, refine=refine)  # fmt: skip
 
 
 @app.command("evaluate")
@@ -174,8 +207,18 @@ def evaluate_cmd(
     device: Annotated[str, typer.Option(help="auto, cpu, or a CUDA index such as 0.")] = "auto",
     overlays: OverlaysOpt = False,
     strict: StrictOpt = False,
+    masks: Annotated[
+        MaskSource,
+        typer.Option(help="For sets with ground-truth masks (masks/ beside images/, or polygons): where predicted masks come from "
+                     "(as predict --masks); none: boxes only. Adds mask mAP, size accuracy and KS per class (masks.csv)."),
+    ] = MaskSource.auto,
+    include_border: Annotated[
+        bool, typer.Option("--include-border", help="Keep particles touching the image border in the size comparison.")
+    ] = False,
+    refine: RefineOpt = Refine.none,
 ) -> None:
-    """Score detectors on labelled sets: IoU, mAP@0.5 (VOC, as the paper), COCO mAP@[.5:.95], TP/FP/FN, detected %."""
+    """Score detectors on labelled sets: IoU, mAP@0.5 (VOC, as the paper), COCO mAP@[.5:.95], TP/FP/FN, detected %;
+    with ground-truth masks also mask mAP, size accuracy (mean ECD predicted / labelled) and KS distance."""
     import dataclasses
 
     from detector.evaluate import load_sets_counted, model_specs, parse_set_args
@@ -187,10 +230,16 @@ def evaluate_cmd(
         specs = model_specs(models or []) + _prediction_specs(predictions or [])
         tile = parse_tile(tile)
         loaded, warnings = load_sets_counted(parse_set_args(sets), strict=strict)
-        report = _run_evaluation(specs, loaded, conf, iou, match, imgsz, device, tile)
+        report = _run_evaluation(specs, loaded, conf, iou, match, imgsz, device, tile, masks.value, include_border, refine.value)
         report = dataclasses.replace(report, warnings=warnings)
         write_evaluation(report, out, overlays=overlays)
     _out.print(_summary_table(report))
+    if any(r.masks is not None for r in report.results):
+        _out.print(_mask_table(report))
+        for r in report.results:
+            if r.masks is not None and r.masks.refine:
+                c = r.masks.refine
+                _out.print(f"set {r.set_name} {r.spec.model} {r.spec.checkpoint}: gaussian refinement {c['refined']} refined, {c['failed']} failed (kept their mask)")
     for line in _warning_lines(report):
         _out.print(line, soft_wrap=True)
     _out.print(f"report: {out / 'report.md'}  metrics: {out / 'metrics.csv'}")
@@ -235,6 +284,7 @@ def predict_cmd(
     include_border: Annotated[
         bool, typer.Option("--include-border", help="Keep particles touching the image border in the mask-based size statistics (counted either way).")
     ] = False,
+    refine: RefineOpt = Refine.none,
 ) -> None:
     """Detect and measure particles: annotated images, detections.csv, counts.csv, size histograms, summary.json.
 
@@ -245,6 +295,8 @@ def predict_cmd(
     from detector.yolo_env import is_model_path, load_model, select_device
 
     with input_errors_exit():
+        if refine == Refine.gaussian and masks == MaskSource.none:
+            raise InputError("--refine gaussian refines masks: leave out --masks none")
         tile = parse_tile(tile)
         weights, inputs = (paths[0], paths[1:]) if is_model_path(paths[0]) else (shipped_weights(), paths)
         if not inputs:
@@ -278,7 +330,7 @@ def predict_cmd(
                 progress.advance(task)
         if not images:
             raise InputError(f"none of the {skipped} image(s) could be read")
-        measurements, source = None, None
+        measurements, source, refined = None, None, None
         if masks != MaskSource.none:
             from detector.measure import measure_detections, with_threshold_outlines
             from detector.predict import read_image
@@ -286,16 +338,27 @@ def predict_cmd(
             source = masks.value if masks != MaskSource.auto else ("model" if model.task == "segment" else "threshold")
             if source == "threshold":
                 dets = [with_threshold_outlines(read_image(p), d)[0] for p, d in zip(images, dets)]
+            if refine == Refine.gaussian:
+                from detector.refine import RefineCounts, refine_gaussian
+
+                counts = RefineCounts()
+                for i, p in enumerate(images):
+                    dets[i], c = refine_gaussian(read_image(p), dets[i])
+                    counts = counts + c
+                refined = counts.as_dict()
+                source += "+gaussian"
             measurements = [measure_detections(d, w, h) for d, (w, h) in zip(dets, sizes)]
         per_image = [scales.found[p] for p in images]
         heights = _height_columns(images, dets, scales.heights)
         stats = write_predictions(images, sizes, dets, out, nm_per_px=[s for s, _ in per_image], save=save.value if save else None,
                                   measurements=measurements, mask_source=source, include_border=include_border,
-                                  scale_sources=[src for _, src in per_image], extra_columns=heights)  # fmt: skip
+                                  scale_sources=[src for _, src in per_image], extra_columns=heights, refine=refined)  # fmt: skip
     if skipped:
         _err.print(f"skipped {skipped} unreadable image(s); predicted {len(images)}", highlight=False)
     _out.print(_size_table(images, dets, stats, source))
     _out.print(_scale_line(per_image), highlight=False)
+    if refined is not None:
+        _out.print(f"gaussian refinement: {refined['refined']} refined, {refined['failed']} failed (kept their {source.split('+')[0]} mask)")
     _out.print(f"written to {out}")
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -121,6 +121,15 @@ def generate_cmd(
             "particle sizes vary from image to image."
         ),
     ] = "1,1",
+    size_dist: Annotated[
+        Optional[str],
+        typer.Option(
+            help="Draw every particle's size from lognormal:MEAN,SPREAD (px; SPREAD = standard deviation), e.g. "
+            "lognormal:30,5: a cube's edge or a sphere's ECD of the labelled outline, set as a scale on its template "
+            "(cut at 3 sigma; replaces --scale-jitter). A known-truth size distribution (bench/sizes.py).",
+            show_default=False,
+        ),
+    ] = None,
     density_range: Annotated[
         str,
         typer.Option(
@@ -178,6 +187,7 @@ def generate_cmd(
                 drop_occluded=drop_occluded,
                 scale_range=scale_range,
                 density_range=density_range,
+                size_dist=size_dist,
                 overwrite=overwrite,
                 keep_images=False,
             )
