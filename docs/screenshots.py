@@ -1,7 +1,8 @@
 """The README's screenshots of `detector serve`: a real micrograph's result on the page, in headless Chromium.
 
-Starts the page with the shipped model (CPU) on a free local port, uploads one micrograph (default: the
-first val-II image of ../shared, by file name), waits for the overlay and histograms, and writes JPEGs:
+Starts the page with the shipped model (CPU) on a free local port, uploads one micrograph (default: a
+semi-synthetic one generated from bundled pattern p04 with SEM realism, seed 7: the real micrographs of
+../shared may not be copied into the repository, and a screenshot would copy one), waits for the overlay and histograms, and writes JPEGs:
   OUT/serve-page.jpg   the top of the page: controls, pooled statistics and histograms, the image's overlay
   OUT/serve-table.jpg  the sortable particle table, sorted by diameter (largest first)
 
@@ -13,12 +14,15 @@ from __future__ import annotations
 import argparse
 import shutil
 import socket
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-VAL_II = REPO.parent / "shared" / "data" / "real-sem" / "val-II" / "images"
+SYNTHETIC = ["patterns/p04/pattern.txt", "--count", "1", "--seed", "7", "--realism", "sem", "--max-particles", "80"]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run"]  # fmt: skip
@@ -39,14 +43,22 @@ def serve(port: int):
     return srv
 
 
+def generated_micrograph(folder: Path) -> Path:
+    """One semi-synthetic micrograph made by `synthgen generate` from a bundled pattern."""
+    synthgen = Path(sys.executable).with_name("synthgen")
+    subprocess.run([str(synthgen), "generate", *SYNTHETIC, "--out", str(folder / "set")], cwd=REPO, check=True,
+                   stdout=subprocess.DEVNULL)  # fmt: skip
+    return next(p for p in sorted((folder / "set").rglob("*")) if p.suffix.lower() in (".png", ".jpg", ".tif"))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--image", type=Path, default=None, help="micrograph to show (default: the first val-II image)")
+    ap.add_argument("--image", type=Path, default=None, help="micrograph to show (default: a generated one, see above)")
     ap.add_argument("--out", type=Path, default=REPO / "docs" / "images")
     args = ap.parse_args()
-    image = args.image or next(iter(sorted(VAL_II.glob("*.png"))), None)
-    if image is None or not image.is_file():
-        raise SystemExit(f"no micrograph: give --image (../shared val-II not found at {VAL_II})")
+    image = args.image or generated_micrograph(Path(tempfile.mkdtemp()))
+    if not image.is_file():
+        raise SystemExit(f"no micrograph at {image}")
     if not Path(CHROMIUM).is_file():
         raise SystemExit("no chromium browser: apt-get install chromium")
     from playwright.sync_api import sync_playwright
