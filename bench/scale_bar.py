@@ -15,7 +15,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 
 from detector.scale_bar import ocr_available, read_scale_bar
 from synthgen.readers import as_gray, read_micrograph

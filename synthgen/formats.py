@@ -93,7 +93,7 @@ def image_size(path: str | Path) -> tuple[int, int]:
             return im.size
     except FileNotFoundError:
         raise InputError("no such image", path) from None
-    except (UnidentifiedImageError, OSError, ValueError, ImportError) as e:
+    except (UnidentifiedImageError, OSError, ValueError, ImportError):
         # ImportError: once imported, ultralytics patches Image.open to reach for the pi-heif plugin
         # on any unidentified file
         raise InputError("cannot read image (corrupt or not an image)", path) from None

@@ -17,7 +17,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from conftest import write_pattern
 from synthgen.cli import app
 from synthgen.errors import InputError
 from synthgen.generate import GenerateOptions, generate, synthesize

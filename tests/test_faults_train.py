@@ -6,7 +6,6 @@ Every case ends either in one `error: ...` line with exit code 2, or in a run th
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import subprocess

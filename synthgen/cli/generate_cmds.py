@@ -11,7 +11,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from synthgen.classes import CLASS_NAMES
 from synthgen.cli import app
 from synthgen.cli._common import input_errors_exit
-from synthgen.errors import InputErrors
 from synthgen.generate import MAX_COUNT, GenerateResult, generate
 from synthgen.pattern import load_patterns
 from synthgen.placement import DEFAULT_MAX_FAILURES
