@@ -229,9 +229,13 @@ def plan_for(runner: _Runner, img: np.ndarray, first: Detections, imgsz: int) ->
     scale = fit * tiling.ZOOM
     while scale <= tiling.MAX_UPSCALE * 1.0001:
         seen, area = _probe(runner, img, scale)
-        det = tiling.resolved(seen, scale)
+        det = tiling.resolved(seen, scale, lowest=tiling.ZOOM_RESOLVED)
         dens = tiling.density(det, area)
-        if len(det) >= tiling.MIN_ESTIMATE and dens >= tiling.DENSITY_GAIN * best_density:
+        # past the scale where the best population outgrows the band, what the zoom finds is another,
+        # smaller population (specks, texture, or the real particles under a few false large boxes)
+        other = best_density > 0 and tiling.median_size(best)[0] * scale > tiling.SIZE_BAND[1]
+        gain = tiling.OTHER_POPULATION_GAIN if other else tiling.DENSITY_GAIN
+        if len(det) >= tiling.MIN_ESTIMATE and dens >= gain * best_density:
             best, best_scale, best_density = det, scale, dens
         elif tiling.oversized_count(seen, scale) >= tiling.MIN_ESTIMATE:
             break  # the particles outgrow the band here: finer scales only magnify them more

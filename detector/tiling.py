@@ -9,9 +9,12 @@
 3. only *resolved* particles vote: confident detections (conf >= ``ESTIMATE_CONF``) whose size at
    the input of the scale that saw them lies inside ``SIZE_BAND`` (the sizes the shipped model was
    trained on). Out-of-band boxes at a scale are what the model does badly there (a support grain
-   read as one huge particle, texture read as specks), so they neither size nor count. A finer
-   scale wins when it holds ``DENSITY_GAIN``x more resolved particles per unit of image area than
-   the best coarser one; zooming goes on to ``MAX_UPSCALE`` unless a step sees ``MIN_ESTIMATE``
+   read as one huge particle, texture read as specks), so they neither size nor count; a zoom step
+   counts only particles of at least ``ZOOM_RESOLVED`` px. A finer scale wins when it holds
+   ``DENSITY_GAIN``x more resolved particles per unit of image area than the best coarser one, or
+   ``OTHER_POPULATION_GAIN``x when the best one's particles would be above the band at that scale
+   (what it finds is then another, smaller population: specks and texture, or the real particles
+   under a few false large boxes, and only a much denser one is believed); zooming goes on to ``MAX_UPSCALE`` unless a step sees ``MIN_ESTIMATE``
    particles grown above the band;
 4. the particle size is the median equivalent diameter of the winning scale's resolved particles;
    when it lies inside ``SIZE_BAND`` at the whole-image input, the first pass is the answer;
@@ -52,6 +55,8 @@ SETTLED = 32  # this many resolved particles in the whole-image pass settle the 
 MIN_ESTIMATE = 4  # fewer confident detections than this say nothing about the size
 PROBE_PX = 384  # side of a probe crop at the model input (a multiple of 32): enough area to hold a few sparse particles
 PROBE_CROPS = ((0.3, 0.4), (0.7, 0.6))  # probe crop centres, as fractions of width and height
+ZOOM_RESOLVED = 1.5 * SIZE_BAND[0]  # a zoom step counts only particles it resolves this well: specks at the band's edge do not vote
+OTHER_POPULATION_GAIN = 4.0  # a zoom past where the best particles outgrow the band must find this x their density
 ZOOM = 2.0  # each probe step magnifies this much more
 SHRINK_CONFIRM = 0.5  # a shrunk image must re-find at least this share of the large particles
 DENSITY_GAIN = 1.5  # a zoom "finds more" when its particles per unit area exceed this x the coarser one
@@ -137,14 +142,15 @@ def busiest_centres(detail: np.ndarray, side_frac: float, n: int) -> list[tuple[
     return out
 
 
-def resolved(det: Detections, scale: float, min_conf: float = ESTIMATE_CONF) -> Detections:
-    """The confident detections (original px) whose size at the input of `scale` lies in SIZE_BAND."""
+def resolved(det: Detections, scale: float, min_conf: float = ESTIMATE_CONF, lowest: float = SIZE_BAND[0]) -> Detections:
+    """The confident detections (original px) whose size at the input of `scale` lies in SIZE_BAND
+    (from `lowest` up)."""
     if len(det) == 0:
         return det
     conf = det.confidence if det.confidence is not None else np.ones(len(det))
     wh = det.wh.astype(np.float64)
     at_input = np.sqrt(np.clip(wh[:, 0] * wh[:, 1], 0, None)) * scale
-    return det[(conf >= min_conf) & (at_input >= SIZE_BAND[0]) & (at_input <= SIZE_BAND[1])]
+    return det[(conf >= min_conf) & (at_input >= lowest) & (at_input <= SIZE_BAND[1])]
 
 
 def oversized_count(det: Detections, scale: float, min_conf: float = ESTIMATE_CONF) -> int:
