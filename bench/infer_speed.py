@@ -3,7 +3,8 @@
 The model (default: the shipped one) is exported to ONNX and OpenVINO in a temporary folder with
 `detector export`'s code, then every runtime predicts the same micrographs through `detector predict`'s
 path (`predict_images`, whole image, `--tile off`) at 416 and 512 px, and the 2048 px frames of val-STEM
-with fixed 512 px tiles (`--tile 512`: 25 tiles a frame). Runtimes take turns, round after round, so a
+with fixed 512 px tiles (`--tile 512`: 25 tiles a frame); and the micrographs again with predict's
+default `--tile auto` (small zoomed probe crops, then the plan it picks). Runtimes take turns, round after round, so a
 busy machine slows them alike; the figure is the median over rounds of images/s (wall clock), and the
 ratio against PyTorch in the same round set.
 
@@ -87,7 +88,7 @@ def forward_only(paths: dict, repeats: int) -> dict[str, float]:
     runs = {
         "PyTorch fp32": lambda: net(tx),
         "ONNX Runtime fp32": lambda: sess.run(None, {sess.get_inputs()[0].name: x}),
-        f"OpenVINO default ({ov_bf.get_property('INFERENCE_PRECISION_HINT')})": lambda: ov_bf(x),
+        f"OpenVINO default ({_type_name(ov_bf.get_property('INFERENCE_PRECISION_HINT'))})": lambda: ov_bf(x),
         "OpenVINO f32": lambda: ov_32(x),
     }
     times = {k: [] for k in runs}
@@ -100,6 +101,10 @@ def forward_only(paths: dict, repeats: int) -> dict[str, float]:
                 fn()
                 times[k].append(1000 * (time.perf_counter() - t0))
     return {k: statistics.median(v) for k, v in times.items()}
+
+
+def _type_name(t) -> str:
+    return t.get_type_name() if hasattr(t, "get_type_name") else str(t)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -135,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
         for imgsz in (416, 512):
             speed, dets = timed(models, images, args.rounds, imgsz=imgsz, tile="off")
             rows.append((f"{len(images)} micrographs ~512x650, whole image at {imgsz} px", speed, dets))
+        speed, dets = timed(models, images, args.rounds, tile="auto")
+        rows.append((f"{len(images)} micrographs, `detector predict`'s default (--tile auto: zoom probes, then a plan)", speed, dets))
         if frames:
             speed, dets = timed(models, frames, args.rounds, imgsz=512, tile=512)
             rows.append((f"{len(frames)} val-STEM 2048x2048 frame(s), --tile 512 (25 tiles each)", speed, dets))
