@@ -238,9 +238,9 @@ def predict_cmd(
 
     Size = equivalent diameter sqrt(w*h) of each box (the circle with the area of the inscribed ellipse).
     """
+    from detector.export import load_for_runtime
     from detector.predict import check_out_outside_inputs, checked_size, collect_images, predict_images
     from detector.report import write_predictions
-    from detector.export import load_for_runtime
     from detector.yolo_env import is_model_path, load_model, select_device
 
     with input_errors_exit():
