@@ -59,3 +59,94 @@ def export(weights: str | Path, fmt: str, out: str | Path | None = None, imgsz: 
         finally:
             staging.discard()
     return out
+
+
+RUNTIMES = ("auto", "torch", "onnx", "openvino")
+
+
+def cache_dir() -> Path:
+    """Where `--runtime onnx|openvino` keeps the exports it makes of .pt models ($NANOSYNTH_CACHE, else
+    $XDG_CACHE_HOME/nanosynth/exports): an installed package's weights folder may not be writable."""
+    if os.environ.get("NANOSYNTH_CACHE"):
+        return Path(os.environ["NANOSYNTH_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "nanosynth" / "exports"
+
+
+def cached_export(weights: str | Path, fmt: str) -> Path:
+    """The `fmt` export of `weights` in `cache_dir()`, made once; keyed by the file's content, so retrained
+    weights under the same name get a fresh export."""
+    import hashlib
+
+    from detector.yolo_env import EXPORT_SUFFIXES
+
+    weights = Path(weights)
+    if not weights.is_file():
+        raise InputError("no such weights file", weights)
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
+    out = cache_dir() / f"{weights.stem}-{digest}{EXPORT_SUFFIXES[fmt]}"
+    if not out.exists():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            export(weights, fmt, out)
+        except InputError:
+            if not out.exists():  # another process may have made it meanwhile
+                raise
+    return out
+
+
+def cpu_has_bf16() -> bool:
+    """Whether OpenVINO runs on this CPU in bf16 by default (AMX / AVX512-BF16): where its 2x comes from."""
+    from detector.yolo_env import missing_packages
+
+    if missing_packages("openvino"):
+        return False
+    import openvino as ov
+
+    try:
+        return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    except RuntimeError:
+        return False
+
+
+def auto_runtime(weights: str | Path, device: str) -> str:
+    """`--runtime auto`: OpenVINO for a .pt on a CPU with bf16 units (bench/infer_speed.py: >= 2x PyTorch's
+    images/s at 512 px, boxes within 1 px), else the model as given (PyTorch, or the export passed)."""
+    from detector.yolo_env import exported_format
+
+    fmt = exported_format(weights)
+    if fmt is not None:
+        return fmt
+    if Path(weights).suffix == ".pt" and device == "cpu" and cpu_has_bf16():
+        return "openvino"
+    return "torch"
+
+
+def load_for_runtime(weights: str | Path, runtime: str, device: str):
+    """`weights` loaded to run on `runtime` (one of RUNTIMES): a .pt is exported once to the cache for onnx
+    or openvino. A segmentation model, or an auto export that fails, stays on PyTorch (auto only)."""
+    from detector.yolo_env import exported_format, load_model
+
+    if runtime not in RUNTIMES:
+        raise InputError(f"unknown runtime {runtime!r} (use {', '.join(RUNTIMES)})")
+    weights = Path(weights)
+    fmt = exported_format(weights)
+    asked = runtime
+    if runtime == "auto":
+        runtime = auto_runtime(weights, device)
+    if fmt is not None:
+        if runtime != fmt:
+            raise InputError(f"this is an {fmt} model: --runtime {runtime} needs the .pt it was exported from", weights)
+        return load_model(weights)
+    if runtime == "torch" or weights.suffix != ".pt":
+        return load_model(weights)
+    model = load_model(weights)
+    if model.task != "detect":
+        if asked == "auto":
+            return model
+        raise InputError(f"--runtime {runtime} runs detection models only; this one is a {model.task} model", weights)
+    try:
+        return load_model(cached_export(weights, runtime))
+    except InputError:
+        if asked == "auto":
+            return model
+        raise

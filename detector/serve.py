@@ -164,12 +164,13 @@ def check_upload(path: Path, limits: Limits) -> tuple[int, int]:
 class Predictor:
     """The model, loaded once, and the one lock its forward passes take."""
 
-    def __init__(self, weights: Path, device: str = "auto", tile: str | int = "auto"):
-        from detector.yolo_env import load_model, select_device
+    def __init__(self, weights: Path, device: str = "auto", tile: str | int = "auto", runtime: str = "torch"):
+        from detector.export import load_for_runtime
+        from detector.yolo_env import select_device
 
         self.weights = Path(weights)
-        self.model = load_model(self.weights)
         self.device = select_device(device)
+        self.model = load_for_runtime(self.weights, runtime, self.device)
         self.tile = tile
         self.lock = threading.Lock()
         self.warm_up()

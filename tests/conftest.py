@@ -46,6 +46,14 @@ def write_pattern(folder: Path, width: int = 160, height: int = 120, lines: list
     return path
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _export_cache(tmp_path_factory) -> None:
+    """`--runtime auto` exports into a cache: one for the test session, never the user's."""
+    import os
+
+    os.environ["NANOSYNTH_CACHE"] = str(tmp_path_factory.mktemp("export-cache"))
+
+
 @pytest.fixture
 def tiny_pattern(tmp_path: Path) -> Path:
     """Path of a 160x120 pattern with three numpy-drawn templates (cube RGBA, cube grey, sphere)."""

@@ -77,3 +77,56 @@ def test_export_predicts_like_pytorch(tmp_path, fmt, name):
             assert near.any() and cls in db.class_id[near]
     res = runner.invoke(app, ["predict", str(out), str(images[0]), "--out", str(tmp_path / "pred"), "--device", "cpu"])
     assert res.exit_code == 0, res.output
+    # --runtime FMT on the .pt: exported once into the cache, then reused
+    cache = tmp_path / "cache"
+    args = ["predict", str(pt), str(images[0]), "--out", str(tmp_path / "pred2"), "--device", "cpu", "--runtime", fmt]
+    res = runner.invoke(app, args, env={"NANOSYNTH_CACHE": str(cache)})
+    assert res.exit_code == 0, res.output
+    (cached,) = cache.iterdir()
+    assert exported_format(cached) == fmt
+    stamp = cached.stat().st_mtime_ns
+    res = runner.invoke(app, [*args[:4], str(tmp_path / "pred3"), *args[5:]], env={"NANOSYNTH_CACHE": str(cache)})
+    assert res.exit_code == 0, res.output
+    assert cached.stat().st_mtime_ns == stamp and len(list(cache.iterdir())) == 1
+
+
+def test_auto_runtime_choice(tmp_path, monkeypatch):
+    from detector import export as ex
+
+    monkeypatch.setattr(ex, "cpu_has_bf16", lambda: True)
+    assert ex.auto_runtime(tmp_path / "m.pt", "cpu") == "openvino"
+    assert ex.auto_runtime(tmp_path / "m.pt", "0") == "torch"  # a GPU runs the .pt
+    assert ex.auto_runtime(tmp_path / "m.onnx", "cpu") == "onnx"  # an export runs on its own runtime
+    monkeypatch.setattr(ex, "cpu_has_bf16", lambda: False)
+    assert ex.auto_runtime(tmp_path / "m.pt", "cpu") == "torch"  # no bf16 units: OpenVINO f32 is no faster
+
+
+def test_runtime_errors(tmp_path):
+    from detector.export import load_for_runtime
+
+    (tmp_path / "m.onnx").write_bytes(b"x")
+    with pytest.raises(InputError, match="is an onnx model"):
+        load_for_runtime(tmp_path / "m.onnx", "openvino", "cpu")
+    with pytest.raises(InputError, match="unknown runtime"):
+        load_for_runtime(tmp_path / "m.pt", "tensorrt", "cpu")
+    import cv2
+
+    (tmp_path / "img").mkdir()
+    cv2.imwrite(str(tmp_path / "img" / "a.png"), np.zeros((64, 64), np.uint8))
+    res = runner.invoke(app, ["predict", str(tmp_path / "m.onnx"), str(tmp_path / "img"), "--out", str(tmp_path / "o"), "--runtime", "torch"])
+    assert res.exit_code == 2 and "m.onnx" in res.stderr and "--runtime torch" in res.stderr and not (tmp_path / "o").exists()
+
+
+def test_cached_export_keyed_by_content(tmp_path, monkeypatch):
+    from detector import export as ex
+
+    monkeypatch.setenv("NANOSYNTH_CACHE", str(tmp_path / "cache"))
+    made = []
+    monkeypatch.setattr(ex, "export", lambda w, fmt, out: (made.append(out), out.write_bytes(b"m"))[0])
+    pt = tmp_path / "best.pt"
+    pt.write_bytes(b"one")
+    first = ex.cached_export(pt, "onnx")
+    assert ex.cached_export(pt, "onnx") == first and len(made) == 1  # made once, then reused
+    pt.write_bytes(b"two")  # retrained under the same name: a new export
+    assert ex.cached_export(pt, "onnx") != first and len(made) == 2
+    assert first.parent == tmp_path / "cache" and first.name.startswith("best-") and first.suffix == ".onnx"

@@ -14,7 +14,7 @@ from synthgen.cli._common import input_errors_exit
 @app.command("serve")
 def serve_cmd(
     weights: Annotated[
-        Optional[Path], typer.Option(help="Trained weights (.pt); default: the shipped model.", show_default=False)
+        Optional[Path], typer.Option(help="Trained weights (.pt, or an export: .onnx, *_openvino_model); default: the shipped model.", show_default=False)
     ] = None,
     port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
     host: Annotated[
@@ -26,6 +26,7 @@ def serve_cmd(
     ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, or a CUDA index such as 0.")] = "auto",
     tile: Annotated[str, typer.Option(help="Tiled inference as in `detector predict --tile`: auto, off or PIXELS.")] = "auto",
+    runtime: Annotated[str, typer.Option(help="As `detector predict --runtime`: auto, torch, onnx or openvino.")] = "auto",
     max_file_mb: Annotated[float, typer.Option(min=0.001, help="Largest upload accepted, per file (MB).")] = 200.0,
     max_files: Annotated[int, typer.Option(min=1, help="Most files in one request.")] = 100,
     max_megapixels: Annotated[float, typer.Option(min=0.001, help="Largest image accepted (width x height, megapixels).")] = 100.0,
@@ -41,7 +42,7 @@ def serve_cmd(
         check_port(host, port)
         if keep is not None:
             keep.mkdir(parents=True, exist_ok=True)
-        predictor = Predictor(weights or shipped_weights(), device=device, tile=tile_mode)
+        predictor = Predictor(weights or shipped_weights(), device=device, tile=tile_mode, runtime=runtime)
         limits = Limits(max_file_mb=max_file_mb, max_files=max_files, max_megapixels=max_megapixels)
         web = create_app(predictor, limits, keep)
     if not is_loopback(host):
