@@ -229,7 +229,7 @@ def plan_for(runner: _Runner, img: np.ndarray, first: Detections, imgsz: int) ->
     scale = fit * tiling.ZOOM
     while scale <= tiling.MAX_UPSCALE * 1.0001:
         seen, area = _probe(runner, img, scale)
-        det = tiling.resolved(seen, scale, lowest=tiling.ZOOM_RESOLVED)
+        det = tiling.resolved(seen, scale)
         dens = tiling.density(det, area)
         # past the scale where the best population outgrows the band, what the zoom finds is another,
         # smaller population (specks, texture, or the real particles under a few false large boxes)

@@ -3,29 +3,30 @@
 ``--tile auto`` (the default of predict and evaluate):
 
 1. the model sees the whole image at its input size, as untiled inference does;
-2. unless that pass already resolves ``SETTLED`` particles (see 3), a zoom probe asks whether that scale misses small particles: the model also sees ``PROBE_CROPS``
-   crops, placed where the image has the most fine detail (gradient energy), (``PROBE_PX`` square at its input) of the image magnified ``ZOOM``x, ``ZOOM``^2x ...
-   more (up to ``MAX_UPSCALE`` of the original pixels). The probe costs ~0.3 of a whole pass a step;
-3. only *resolved* particles vote: confident detections (conf >= ``ESTIMATE_CONF``) whose size at
+2. only *resolved* particles vote: confident detections (conf >= ``ESTIMATE_CONF``) whose size at
    the input of the scale that saw them lies inside ``SIZE_BAND`` (the sizes the shipped model was
-   trained on). Out-of-band boxes at a scale are what the model does badly there (a support grain
-   read as one huge particle, texture read as specks), so they neither size nor count; a zoom step
-   counts only particles of at least ``ZOOM_RESOLVED`` px. A finer scale wins when it holds
-   ``DENSITY_GAIN``x more resolved particles per unit of image area than the best coarser one, or
-   ``OTHER_POPULATION_GAIN``x when the best one's particles would be above the band at that scale
-   (what it finds is then another, smaller population: specks and texture, or the real particles
-   under a few false large boxes, and only a much denser one is believed); zooming goes on to ``MAX_UPSCALE`` unless a step sees ``MIN_ESTIMATE``
-   particles grown above the band;
-4. the particle size is the median equivalent diameter of the winning scale's resolved particles;
-   when it lies inside ``SIZE_BAND`` at the whole-image input, the first pass is the answer;
-   otherwise the image is resized so the median particle lands on ``TARGET_PX`` at the model input
-   and, when the resized image is larger than the model input, sliced into overlapping ``imgsz``
-   tiles whose overlap exceeds the expected largest particle;
-5. when the whole-image pass sees at least as many particles above the band as inside it (or no
-   scale resolves ``MIN_ESTIMATE`` particles), those large particles set the size: the image is shrunk so they land on ``TARGET_PX``, in one padded pass; that plan must
-   confirm them: when the shrunk image yields fewer than ``SHRINK_CONFIRM`` of the whole-image
-   pass's confident particles, those were false (e.g. texture read as a few big particles) and the
-   whole-image result is kept.
+   trained on). Out-of-band boxes are what the model does badly at that scale (a support grain read
+   as one huge particle, texture read as specks), so they neither size nor count;
+3. when the whole-image pass sees at least as many confident particles above the band as inside it,
+   those large particles set the size (step 6);
+4. unless it already resolves ``SETTLED`` particles, a zoom probe asks whether that scale misses small
+   ones: the model also sees ``PROBE_CROPS`` crops (``PROBE_PX`` square at its input), placed where
+   the image has the most fine detail (gradient energy), magnified ``ZOOM``x, ``ZOOM``^2x ... more
+   (up to ``MAX_UPSCALE`` of the original pixels; ~1.1 of a whole pass a step). A finer scale wins
+   when it resolves ``DENSITY_GAIN``x more particles per unit of image area than the best coarser
+   one, or ``OTHER_POPULATION_GAIN``x when the best one's particles would be above the band at that
+   scale (what it finds is then another, smaller population: specks and texture, or the real
+   particles under a few false large boxes, and only a much denser one is believed). Zooming stops
+   at ``MAX_UPSCALE`` or once a step sees ``MIN_ESTIMATE`` particles grown above the band;
+5. the particle size is the median equivalent diameter of the winning scale's resolved particles;
+   when it lies inside ``SIZE_BAND`` at the whole-image input (and no zoom won), the first pass is
+   the answer; otherwise the image is resized so the median particle lands on ``TARGET_PX`` at the
+   model input and, when the resized image is larger than the model input, sliced into overlapping
+   ``imgsz`` tiles whose overlap exceeds the expected largest particle;
+6. large particles (step 3, or nothing resolved at any scale): the image is shrunk so their median
+   lands on ``TARGET_PX``, in one padded pass; that plan must confirm them: when the shrunk image
+   yields fewer than ``SHRINK_CONFIRM`` of the whole-image pass's confident particles, those were
+   false (e.g. texture read as a few big particles) and the whole-image result is kept.
 
 ``--tile PIXELS`` slices the image as it is (no resize) into tiles of that size, resized to the model
 input; ``--tile off`` is plain whole-image inference.
@@ -55,7 +56,6 @@ SETTLED = 32  # this many resolved particles in the whole-image pass settle the 
 MIN_ESTIMATE = 4  # fewer confident detections than this say nothing about the size
 PROBE_PX = 384  # side of a probe crop at the model input (a multiple of 32): enough area to hold a few sparse particles
 PROBE_CROPS = ((0.3, 0.4), (0.7, 0.6))  # probe crop centres, as fractions of width and height
-ZOOM_RESOLVED = 1.5 * SIZE_BAND[0]  # a zoom step counts only particles it resolves this well: specks at the band's edge do not vote
 OTHER_POPULATION_GAIN = 4.0  # a zoom past where the best particles outgrow the band must find this x their density
 ZOOM = 2.0  # each probe step magnifies this much more
 SHRINK_CONFIRM = 0.5  # a shrunk image must re-find at least this share of the large particles
@@ -142,15 +142,14 @@ def busiest_centres(detail: np.ndarray, side_frac: float, n: int) -> list[tuple[
     return out
 
 
-def resolved(det: Detections, scale: float, min_conf: float = ESTIMATE_CONF, lowest: float = SIZE_BAND[0]) -> Detections:
-    """The confident detections (original px) whose size at the input of `scale` lies in SIZE_BAND
-    (from `lowest` up)."""
+def resolved(det: Detections, scale: float, min_conf: float = ESTIMATE_CONF) -> Detections:
+    """The confident detections (original px) whose size at the input of `scale` lies in SIZE_BAND."""
     if len(det) == 0:
         return det
     conf = det.confidence if det.confidence is not None else np.ones(len(det))
     wh = det.wh.astype(np.float64)
     at_input = np.sqrt(np.clip(wh[:, 0] * wh[:, 1], 0, None)) * scale
-    return det[(conf >= min_conf) & (at_input >= lowest) & (at_input <= SIZE_BAND[1])]
+    return det[(conf >= min_conf) & (at_input >= SIZE_BAND[0]) & (at_input <= SIZE_BAND[1])]
 
 
 def oversized_count(det: Detections, scale: float, min_conf: float = ESTIMATE_CONF) -> int:

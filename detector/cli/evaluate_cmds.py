@@ -85,10 +85,12 @@ ImgszOpt = Annotated[
 TileOpt = Annotated[
     str,
     typer.Option(
-        help="auto: the model sees the whole image, then two small crops zoomed 2x (more if needed); when the "
-        "zoom finds clearly more particles per area, or the particles measure under 14 or over 80 px at the "
-        "model input, the image is resized so they measure ~32 px and, when larger than the model input, cut "
-        "into overlapping model-size tiles, merged so a particle on a tile edge counts once and whole. "
+        help="auto: the model sees the whole image; only particles measuring 14-80 px at the input of the scale "
+        "that saw them count. Unless it already finds 32 such, two crops where the image has most detail are seen "
+        "zoomed 2x, 4x ... (up to 4x the original pixels); a zoom that finds clearly more particles per area wins. "
+        "When the particles measure under 14 or over 80 px at the model input, or a zoom won, the image is resized "
+        "so they measure ~32 px and, when larger than the model input, cut into overlapping model-size tiles, "
+        "merged so a particle on a tile edge counts once and whole. "
         "off: whole image only. PIXELS: tiles of that many image pixels, no size estimate.",
     ),
 ]
