@@ -18,6 +18,7 @@ from detector.predict import image_for_model
 from detector.scale_bar import find_bars, ocr_available, parse_scale_label, read_scale_bar, resolve_scale
 from synthgen.annotations import Detections
 from synthgen.readers import Micrograph, read_micrograph
+from conftest import grid_micrograph
 from test_readers import fei_tiff, zeiss_tiff
 
 runner = CliRunner()
@@ -25,17 +26,7 @@ needs_ocr = pytest.mark.skipif(not ocr_available(), reason="no OCR engine: pip i
 
 
 def particles(w: int = 320, h: int = 256, seed: int = 0) -> np.ndarray:
-    """Bright squares and discs (~30 px) on a dark noisy ground (what the shipped model finds)."""
-    rng = np.random.default_rng(seed)
-    img = np.full((h, w), 25, np.uint8)
-    for i, y in enumerate(range(40, h - 30, 70)):
-        for j, x in enumerate(range(40, w - 30, 70)):
-            if (i + j) % 2:
-                cv2.rectangle(img, (x - 14, y - 14), (x + 14, y + 14), 200, -1)
-            else:
-                cv2.circle(img, (x, y), 15, 190, -1)
-    img = cv2.GaussianBlur(img, (3, 3), 0)
-    return np.clip(img + rng.normal(0, 6, img.shape), 0, 255).astype(np.uint8)
+    return grid_micrograph(w, h, seed)
 
 
 def with_scale_bar(img: np.ndarray, length: int, label: str, x: int = 20, y: int | None = None, size: int = 18) -> np.ndarray:

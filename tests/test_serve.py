@@ -26,20 +26,9 @@ from detector.cli import app as cli_app  # noqa: E402
 from detector.serve import WORK_THREADS, Limits, Predictor, create_app, safe_name  # noqa: E402
 from detector.weights import SHIPPED  # noqa: E402
 from synthgen.formats import read_label_file, read_labelled_folder  # noqa: E402
+from conftest import grid_micrograph as micrograph
 
 
-def micrograph(w: int = 512, h: int = 384, seed: int = 0) -> np.ndarray:
-    """Bright squares and discs (~30 px) in a grid on a dark noisy background: the shipped model finds ~35."""
-    rng = np.random.default_rng(seed)
-    img = np.full((h, w), 25, np.uint8)
-    for i, y in enumerate(range(40, h - 30, 70)):
-        for j, x in enumerate(range(40, w - 30, 70)):
-            if (i + j) % 2:
-                cv2.rectangle(img, (x - 14, y - 14), (x + 14, y + 14), 200, -1)
-            else:
-                cv2.circle(img, (x, y), 15, 190, -1)
-    img = cv2.GaussianBlur(img, (3, 3), 0)
-    return np.clip(img + rng.normal(0, 6, img.shape), 0, 255).astype(np.uint8)
 
 
 def png_bytes(img: np.ndarray) -> bytes:
