@@ -414,6 +414,34 @@ def _mark_done(run_dir: Path, arch: str, note: str = "") -> None:
     write_text_atomic(run_dir / DONE_MARKER, json.dumps(summary, indent=1))
 
 
+def _keep_final_checkpoint(run_dir: Path, last: Path, epochs: int) -> None:
+    """The last epoch's copy and checkpoints.json entry, when the kill came between last.pt and them
+    (what _CheckpointKeeper would have written; batches and images at the per-epoch rate of the
+    entries before, which a kill cannot change)."""
+    done = read_checkpoints(run_dir)
+    if not done or any(int(e["epoch"]) == epochs for e in done):
+        return
+    prev = done[-1]
+    ckdir = run_dir / "checkpoints"
+    dst = ckdir / f"epoch{epochs:04d}.pt"
+    shutil.copyfile(last, ckdir / f".{dst.name}.tmp")  # last.pt is optimizer-free by now
+    os.replace(ckdir / f".{dst.name}.tmp", dst)
+    saved = yolo_env.read_checkpoint(last).get("train_metrics") or {}
+    entry = {
+        "epoch": epochs,
+        "batches": round(prev["batches"] / prev["epoch"] * epochs),
+        "batch_size": prev.get("batch_size"),
+        "images": round(prev["images"] / prev["epoch"] * epochs),
+        "path": str(dst.relative_to(run_dir)),
+        "metrics": {k: float(v) for k, v in saved.items() if isinstance(v, (int, float)) and k != "fitness"},
+        "seconds": prev.get("seconds"),
+    }
+    for total, own in (("images_total", "images"), ("seconds_total", "seconds")):
+        if total in prev and entry[own] is not None:
+            entry[total] = round(prev[total] - prev[own] + entry[own], 1)
+    write_text_atomic(run_dir / CHECKPOINTS_JSON, json.dumps([*done, entry], indent=1))
+
+
 def _finish_interrupted(run_dir: Path, last_ok: Path, epochs: int) -> TrainResult:
     """All epochs were trained; the kill came during the final validation: finish the run's files."""
     w = run_dir / "weights"
@@ -438,6 +466,7 @@ def _finish_interrupted(run_dir: Path, last_ok: Path, epochs: int) -> TrainResul
         if best_ckpt.get("optimizer") is not None:
             strip(str(best))
     note = f"training to {epochs} epochs had finished; its final validation was interrupted: marked finished{best_note}"
+    _keep_final_checkpoint(run_dir, last, epochs)
     args = (_loadable(last)[0] or {}).get("train_args") or {}
     _mark_done(run_dir, Path(str(args.get("model", ""))).stem, note)
     return TrainResult(run_dir, best, last, read_checkpoints(run_dir), resumed_finished=True, note=note)

@@ -163,6 +163,24 @@ def test_killed_in_final_validation_is_marked_finished(tmp_path, tiny_data):
 
 
 @pytest.mark.slow
+def test_killed_between_last_pt_and_its_checkpoint_copy_keeps_the_last_epoch(tmp_path, tiny_data):
+    run = tmp_path / "run"
+    with pytest.raises(Interrupt):
+        train("yolov4-tiny", tiny_data, run, epochs=2, checkpoint_every=1,
+              callbacks={"on_model_save": _interrupt_after_epoch(2)}, **TINY)
+    # the kill came after last.pt of the final epoch and before the keeper's copy and entry
+    entries = read_checkpoints(run)
+    (run / entries[-1]["path"]).unlink()
+    (run / "checkpoints.json").write_text(json.dumps(entries[:-1]))
+    res = CliRunner().invoke(app, ["train", "--out", str(run), "--resume", "--device", "cpu"])
+    assert res.exit_code == 0 and "marked finished" in res.output, res.output
+    kept = read_checkpoints(run)
+    assert [c["epoch"] for c in kept] == [1, 2]
+    assert kept[1]["batches"] == 2 * kept[0]["batches"] and kept[1]["images"] == 2 * kept[0]["images"]
+    yolo_env.load_model(run / kept[1]["path"])
+
+
+@pytest.mark.slow
 def test_kill_9_at_a_random_moment_then_resume(tmp_path, tiny_data):
     run = tmp_path / "run"
     args = ["train", "--arch", "yolov4-tiny", "--data", tiny_data, "--out", run, "--imgsz", "64", "--epochs", "3",
