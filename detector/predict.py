@@ -194,10 +194,11 @@ def detail_map(img: np.ndarray, long_side: int = 256) -> np.ndarray:
     return cv2.magnitude(cv2.Sobel(small, cv2.CV_32F, 1, 0), cv2.Sobel(small, cv2.CV_32F, 0, 1))
 
 
-def _probe(runner: _Runner, img: np.ndarray, scale: float) -> tuple[Detections, float]:
-    """Whole confident detections (original px) in the probe crops seen at `scale`, and the crops' area."""
+def _probe(runner: _Runner, img: np.ndarray, scale: float, detail: np.ndarray) -> tuple[Detections, float]:
+    """Whole confident detections (original px) in the probe crops seen at `scale`, and the crops' area;
+    `detail` is the image's detail_map (where the crops go)."""
     h, w = img.shape[:2]
-    windows = tiling.probe_windows(h, w, scale, detail=detail_map(img))
+    windows = tiling.probe_windows(h, w, scale, detail=detail)
     crops = []
     for x0, y0, x1, y1 in windows:
         crop = img[y0:y1, x0:x1]
@@ -226,9 +227,10 @@ def plan_for(runner: _Runner, img: np.ndarray, first: Detections, imgsz: int) ->
         size, _ = tiling.median_size(best)
         return tiling.plan_auto(size, h, w, imgsz)
     best_density = tiling.density(best, h * w) if len(best) >= tiling.MIN_ESTIMATE else 0.0
+    detail = detail_map(img)  # once: every zoom step places its crops by it
     scale = fit * tiling.ZOOM
     while scale <= tiling.MAX_UPSCALE * 1.0001:
-        seen, area = _probe(runner, img, scale)
+        seen, area = _probe(runner, img, scale, detail)
         det = tiling.resolved(seen, scale)
         dens = tiling.density(det, area)
         # past the scale where the best population outgrows the band, what the zoom finds is another,

@@ -93,15 +93,21 @@ def parse_tile(value: str) -> str | int:
     return n
 
 
+def _confident_diameters(det: Detections, min_conf: float) -> tuple[np.ndarray, np.ndarray]:
+    """Which detections have conf >= min_conf (all, without confidences), and each one's sqrt(w*h)."""
+    conf = det.confidence if det.confidence is not None else np.ones(len(det))
+    wh = det.wh.astype(np.float64)
+    return conf >= min_conf, np.sqrt(np.clip(wh[:, 0] * wh[:, 1], 0, None))
+
+
 def median_size(det: Detections, min_conf: float = 0.0) -> tuple[float, int]:
     """Median equivalent diameter sqrt(w*h) of detections with conf >= min_conf, and their number."""
     if len(det) == 0:
         return float("nan"), 0
-    keep = det.confidence >= min_conf if det.confidence is not None else np.ones(len(det), bool)
-    wh = det.wh[keep].astype(np.float64)
-    if len(wh) == 0:
+    keep, size = _confident_diameters(det, min_conf)
+    if not keep.any():
         return float("nan"), 0
-    return float(np.median(np.sqrt(np.clip(wh[:, 0] * wh[:, 1], 0, None)))), int(len(wh))
+    return float(np.median(size[keep])), int(keep.sum())
 
 
 def probe_windows(
@@ -146,19 +152,16 @@ def resolved(det: Detections, scale: float, min_conf: float = ESTIMATE_CONF) -> 
     """The confident detections (original px) whose size at the input of `scale` lies in SIZE_BAND."""
     if len(det) == 0:
         return det
-    conf = det.confidence if det.confidence is not None else np.ones(len(det))
-    wh = det.wh.astype(np.float64)
-    at_input = np.sqrt(np.clip(wh[:, 0] * wh[:, 1], 0, None)) * scale
-    return det[(conf >= min_conf) & (at_input >= SIZE_BAND[0]) & (at_input <= SIZE_BAND[1])]
+    keep, size = _confident_diameters(det, min_conf)
+    return det[keep & (size * scale >= SIZE_BAND[0]) & (size * scale <= SIZE_BAND[1])]
 
 
 def oversized_count(det: Detections, scale: float, min_conf: float = ESTIMATE_CONF) -> int:
     """Confident detections larger than SIZE_BAND at the input of `scale`."""
     if len(det) == 0:
         return 0
-    conf = det.confidence if det.confidence is not None else np.ones(len(det))
-    wh = det.wh.astype(np.float64)
-    return int(((conf >= min_conf) & (np.sqrt(np.clip(wh[:, 0] * wh[:, 1], 0, None)) * scale > SIZE_BAND[1])).sum())
+    keep, size = _confident_diameters(det, min_conf)
+    return int((keep & (size * scale > SIZE_BAND[1])).sum())
 
 
 def density(det: Detections, area_px: float, min_conf: float = ESTIMATE_CONF) -> float:
