@@ -111,7 +111,7 @@ def mask_metric_rows(results) -> list[list]:
 
 def save_size_comparisons(results, folder: Path) -> list[str]:
     """sizes_<set>_<model>.png: per class the labelled and the predicted ECD histograms on shared bins."""
-    from detector.report import _plt, _safe
+    from detector.report import _plt, _safe, save_figure
 
     plt = _plt()
     written = []
@@ -133,10 +133,8 @@ def save_size_comparisons(results, folder: Path) -> list[str]:
             ax.set_ylabel("particles")
             ax.set_title(f"{r.set_name} {s.name}: accuracy {s.accuracy:.3f}, KS {s.ks:.3f}", fontsize=9)
             ax.legend(fontsize=7)
-        fig.tight_layout()
         name = f"sizes_{_safe(r.set_name)}_{_safe(r.spec.model)}_{_safe(r.spec.checkpoint)}.png"
-        fig.savefig(folder / name, dpi=110)
-        plt.close(fig)
+        save_figure(fig, folder / name)
         written.append(name)
     return written
 

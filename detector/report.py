@@ -244,12 +244,17 @@ def save_curves(report: EvalReport, folder: Path) -> list[str]:
             ax.set_ylim(0, 1)
             ax.grid(alpha=0.3)
         axes[1].legend(fontsize=8)
-        fig.tight_layout()
         name = f"curves_{_safe(s)}.png"
-        fig.savefig(folder / name, dpi=110)
-        plt.close(fig)
+        save_figure(fig, folder / name)
         written.append(name)
     return written
+
+
+def save_figure(fig, path: Path) -> None:
+    """Every report figure's layout and resolution; the figure is closed (plots are made in loops)."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    _plt().close(fig)
 
 
 def _safe(name: str) -> str:
@@ -436,9 +441,7 @@ def save_size_histogram(path: Path, sizes: np.ndarray, class_id: int, xlabel: st
     ax.set_xlabel(xlabel)
     ax.set_ylabel("particles")
     ax.set_title(title, fontsize=fontsize)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
     return path.name
 
 
