@@ -8,6 +8,8 @@ corner rounding of real nanocubes); it does not depend on the box orientation.
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -186,76 +188,49 @@ class _Runner:
         return tiling.scale_detections(det, plan.scale)
 
 
-def detail_map(img: np.ndarray, long_side: int = 256) -> np.ndarray:
-    """Gradient magnitude of the image shrunk to `long_side`: where probe crops find particles."""
-    grey = img if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
-    f = min(1.0, long_side / max(grey.shape[:2]))
-    small = cv2.resize(grey, None, fx=f, fy=f, interpolation=cv2.INTER_AREA).astype(np.float32)
-    return cv2.magnitude(cv2.Sobel(small, cv2.CV_32F, 1, 0), cv2.Sobel(small, cv2.CV_32F, 0, 1))
-
-
-def _probe(runner: _Runner, img: np.ndarray, scale: float, detail: np.ndarray) -> tuple[Detections, float]:
-    """Whole confident detections (original px) in the probe crops seen at `scale`, and the crops' area;
-    `detail` is the image's detail_map (where the crops go)."""
+def _vote_pass(runner: _Runner, img: np.ndarray, scale: float) -> tuple[Detections, float]:
+    """Confident detections (original px) of `img` seen at `scale`, and the area (original px) seen:
+    the whole image in one pass at its own size when it fits the model input, else a sample of at most
+    VOTE_TILES of its tiles."""
     h, w = img.shape[:2]
-    windows = tiling.probe_windows(h, w, scale, detail=detail)
-    crops = []
-    for x0, y0, x1, y1 in windows:
-        crop = img[y0:y1, x0:x1]
-        size = tuple(max(1, min(tiling.PROBE_PX, round(n * scale))) for n in (crop.shape[1], crop.shape[0]))  # rounding never exceeds the probe
-        crops.append(_padded(cv2.resize(crop, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC), tiling.PROBE_PX))
-    dets = runner(crops, conf=tiling.ESTIMATE_CONF, imgsz=tiling.PROBE_PX)
-    parts = []
-    for det, win in zip(dets, windows):
-        if len(det) == 0:
-            continue
-        xyxy = det.xyxy.astype(np.float64) / scale + np.array([win[0], win[1], win[0], win[1]], np.float64)
-        keep = ~tiling.inner_edge_cut(xyxy, win, h, w)
-        parts.append(Detections(xyxy[keep], det.class_id[keep], det.confidence[keep]))
-    area = float(sum((x1 - x0) * (y1 - y0) for x0, y0, x1, y1 in windows))
-    return Detections.merge(parts) if parts else Detections.empty(with_confidence=True), area
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    scaled = cv2.resize(img, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+    sh, sw = scaled.shape[:2]
+    if max(sh, sw) <= runner.imgsz:  # at its own size (a multiple of 32), not padded: a fraction of a pass
+        side = min(runner.imgsz, max(64, 32 * math.ceil(max(sh, sw) / 32)))
+        det = runner([_padded(scaled, side)], conf=tiling.ESTIMATE_CONF, imgsz=side)[0]
+        return tiling.scale_detections(det, scale), float(h * w)
+    overlap = int(min(runner.imgsz // 2, math.ceil(tiling.OVERLAP_PARTICLES * tiling.VOTE_TARGET_PX)))
+    windows = tiling.sampled_windows(tiling.tile_grid(sh, sw, runner.imgsz, overlap), tiling.VOTE_TILES)
+    crops = [_padded(scaled[y0:y1, x0:x1], runner.imgsz) for x0, y0, x1, y1 in windows]
+    det = tiling.merge_tiles(runner(crops, conf=tiling.ESTIMATE_CONF), windows, sh, sw)
+    return tiling.scale_detections(det, scale), tiling.union_area(windows) / scale**2
 
 
 def plan_for(runner: _Runner, img: np.ndarray, first: Detections, imgsz: int) -> TilePlan:
     """`--tile auto`'s plan for an image, given the whole-image pass (see detector.tiling)."""
     h, w = img.shape[:2]
     fit = imgsz / max(h, w)
-    best, best_scale = tiling.resolved(first, fit), fit
-    if tiling.oversized_count(first, fit) >= max(tiling.MIN_ESTIMATE, len(best)):
-        return _large_particle_plan(first, h, w, imgsz)  # mostly above the band: zooming would only cut them
-    if len(best) >= tiling.SETTLED:  # the whole image already resolves a population: no probe needed
-        size, _ = tiling.median_size(best)
-        return tiling.plan_auto(size, h, w, imgsz)
-    best_density = tiling.density(best, h * w) if len(best) >= tiling.MIN_ESTIMATE else 0.0
-    detail = detail_map(img)  # once: every zoom step places its crops by it
-    scale = fit * tiling.ZOOM
-    while scale <= tiling.MAX_UPSCALE * 1.0001:
-        seen, area = _probe(runner, img, scale, detail)
-        det = tiling.resolved(seen, scale)
-        dens = tiling.density(det, area)
-        # past the scale where the best population outgrows the band, what the zoom finds is another,
-        # smaller population (specks, texture, or the real particles under a few false large boxes)
-        other = best_density > 0 and tiling.median_size(best)[0] * scale > tiling.SIZE_BAND[1]
-        gain = tiling.OTHER_POPULATION_GAIN if other else tiling.DENSITY_GAIN
-        if len(det) >= tiling.MIN_ESTIMATE and dens >= gain * best_density:
-            best, best_scale, best_density = det, scale, dens
-        elif tiling.oversized_count(seen, scale) >= tiling.MIN_ESTIMATE:
-            break  # the particles outgrow the band here: finer scales only magnify them more
-        # a step that resolves no more does not end the search: a coarser scale can hold a few
-        # false in-band boxes (clumps of specks) while the real particles resolve only further in
-        scale *= tiling.ZOOM
-    if best_density == 0:  # nothing resolved at any scale
-        return _large_particle_plan(first, h, w, imgsz)
-    size, _ = tiling.median_size(best)
-    return tiling.plan_auto(size, h, w, imgsz, force=best_scale > fit)
-
-
-def _large_particle_plan(first: Detections, h: int, w: int, imgsz: int) -> TilePlan:
-    """Shrink so the whole-image pass's confident particles (above the band) land on the target size."""
-    size, n = tiling.median_size(first, tiling.ESTIMATE_CONF)
-    if n < tiling.MIN_ESTIMATE:
-        return TilePlan(reason="too few particles to size: whole image")
-    return tiling.plan_auto(size, h, w, imgsz)
+    if tiling.is_sure(first, fit):
+        return tiling.plan_auto(tiling.median_size(tiling.resolved(first, fit))[0], h, w, imgsz)
+    scores = {fit: tiling.vote_score(first, fit, h * w)}
+    seen = {fit: tiling.resolved(first, fit)}
+    best = scores[fit]
+    for ladder in tiling.vote_scales(fit):  # coarser, then finer scales, nearest first
+        misses = 0
+        for scale in ladder:
+            det, area = _vote_pass(runner, img, scale)
+            scores[scale], seen[scale] = tiling.vote_score(det, scale, area), tiling.resolved(det, scale)
+            if scores[scale] > best:
+                best, misses = scores[scale], 0
+            elif best > 0:  # nothing resolved yet anywhere: the particles may only resolve further on
+                misses += 1
+                if misses >= tiling.VOTE_PATIENCE:
+                    break
+    winner = tiling.vote_winner(scores, {s: len(d) for s, d in seen.items()})
+    if winner is None:
+        return TilePlan(reason="too few particles to size at any scale: whole image")
+    return tiling.plan_vote(tiling.median_size(seen[winner])[0], h, w, imgsz)
 
 
 def predict_images(
@@ -311,9 +286,6 @@ def _auto_or_whole(runner: _Runner, path: Path, img: np.ndarray, first: Detectio
     """One image's detections from its whole-image pass `first`, and the auto plan when `tile` is auto."""
     plan = plan_for(runner, img, first, imgsz) if tile == "auto" else TilePlan(reason="tiling off")
     result = runner.run_plan(img, plan) if plan.rescaled else None
-    if result is not None and not tiling.consistent_shrink(plan, first, result, imgsz / max(img.shape[:2])):
-        # shrunk on the word of large detections that the shrunk image does not confirm: false ones
-        plan, result = TilePlan(reason=f"{plan.reason}; not confirmed, whole image kept"), None
     if on_plan:
         on_plan(path, plan)
     if result is None:

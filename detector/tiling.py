@@ -3,30 +3,27 @@
 ``--tile auto`` (the default of predict and evaluate):
 
 1. the model sees the whole image at its input size, as untiled inference does;
-2. only *resolved* particles vote: confident detections (conf >= ``ESTIMATE_CONF``) whose size at
+2. only *resolved* particles count: confident detections (conf >= ``ESTIMATE_CONF``) whose size at
    the input of the scale that saw them lies inside ``SIZE_BAND`` (the sizes the shipped model was
    trained on). Out-of-band boxes are what the model does badly at that scale (a support grain read
-   as one huge particle, texture read as specks), so they neither size nor count;
-3. when the whole-image pass sees at least as many confident particles above the band as inside it,
-   those large particles set the size (step 6);
-4. unless it already resolves ``SETTLED`` particles, a zoom probe asks whether that scale misses small
-   ones: the model also sees ``PROBE_CROPS`` crops (``PROBE_PX`` square at its input), placed where
-   the image has the most fine detail (gradient energy), magnified ``ZOOM``x, ``ZOOM``^2x ... more
-   (up to ``MAX_UPSCALE`` of the original pixels; ~1.1 of a whole pass a step). A finer scale wins
-   when it resolves ``DENSITY_GAIN``x more particles per unit of image area than the best coarser
-   one, or ``OTHER_POPULATION_GAIN``x when the best one's particles would be above the band at that
-   scale (what it finds is then another, smaller population: specks and texture, or the real
-   particles under a few false large boxes, and only a much denser one is believed). Zooming stops
-   at ``MAX_UPSCALE`` or once a step sees ``MIN_ESTIMATE`` particles grown above the band;
-5. the particle size is the median equivalent diameter of the winning scale's resolved particles;
-   when it lies inside ``SIZE_BAND`` at the whole-image input (and no zoom won), the first pass is
-   the answer; otherwise the image is resized so the median particle lands on ``TARGET_PX`` at the
-   model input and, when the resized image is larger than the model input, sliced into overlapping
-   ``imgsz`` tiles whose overlap exceeds the expected largest particle;
-6. large particles (step 3, or nothing resolved at any scale): the image is shrunk so their median
-   lands on ``TARGET_PX``, in one padded pass; that plan must confirm them: when the shrunk image
-   yields fewer than ``SHRINK_CONFIRM`` of the whole-image pass's confident particles, those were
-   false (e.g. texture read as a few big particles) and the whole-image result is kept.
+   as one huge particle, texture read as specks), so they neither size nor score;
+3. when the whole-image pass is *sure* (at least ``SURE_PARTICLES`` resolved particles with
+   conf >= ``SURE_CONF``, and they are at least half of the resolved ones), it is the answer (resized
+   only when their median lies outside the band);
+4. otherwise a *scale vote*: the model also sees the image at a ladder of scales ``VOTE_STEP`` apart,
+   down to 1/``VOTE_STEP``^``VOTE_SHRINK_STEPS`` of the whole-image scale and up to ``MAX_UPSCALE`` of
+   the original pixels, coarser scales first, stopping in each direction after ``VOTE_PATIENCE``
+   steps without a better score than the best so far (none count while no scale has resolved any). A scale's score is the summed confidence of its resolved particles per unit of image area:
+   the scale where the model is most sure of the most particles. A scale larger than the model input
+   is seen through at most ``VOTE_TILES`` of its tiles, spread evenly over the image; smaller ones
+   in one pass at their own size (cheaper than padding them);
+5. the winning scale's resolved particles give the median size, and the image is resized so that it
+   lands on ``VOTE_TARGET_PX`` at the model input (kept whole when that is within half a ladder step of
+   the whole-image scale); when the resized image is larger than the model input it is sliced into
+   overlapping ``imgsz`` tiles whose overlap exceeds the expected largest particle. The target lies
+   above the band's geometric centre because the detected particles of a frame are its larger ones:
+   their median overstates the median particle; 48 px was chosen on the dev benchmark
+   (``bench/dev_score.py``; 32/40/48/56 px were tried, see the README).
 
 ``--tile PIXELS`` slices the image as it is (no resize) into tiles of that size, resized to the model
 input; ``--tile off`` is plain whole-image inference.
@@ -49,17 +46,17 @@ from synthgen.annotations import Detections
 from synthgen.errors import InputError
 
 SIZE_BAND = (14.0, 80.0)  # particle sizes (px at the model input) handled without rescaling
-TARGET_PX = 32.0  # where a particle size outside the band is moved to
+TARGET_PX = 32.0  # where a sure whole-image population outside the band is moved to
+VOTE_TARGET_PX = 48.0  # where the vote's median particle is moved to (see module doc)
 MAX_UPSCALE = 4.0  # no more than this magnification of the micrograph
 ESTIMATE_CONF = 0.25  # detections trusted for the size estimate
-SETTLED = 32  # this many resolved particles in the whole-image pass settle the scale without a probe
-MIN_ESTIMATE = 4  # fewer confident detections than this say nothing about the size
-PROBE_PX = 384  # side of a probe crop at the model input (a multiple of 32): enough area to hold a few sparse particles
-PROBE_CROPS = ((0.3, 0.4), (0.7, 0.6))  # probe crop centres, as fractions of width and height
-OTHER_POPULATION_GAIN = 4.0  # a zoom past where the best particles outgrow the band must find this x their density
-ZOOM = 2.0  # each probe step magnifies this much more
-SHRINK_CONFIRM = 0.5  # a shrunk image must re-find at least this share of the large particles
-DENSITY_GAIN = 1.5  # a zoom "finds more" when its particles per unit area exceed this x the coarser one
+SURE_CONF = 0.5  # detections this confident make a whole-image pass sure ...
+SURE_PARTICLES = 8  # ... when there are this many of them (and half of the resolved ones)
+MIN_ESTIMATE = 4  # fewer resolved detections than this say nothing about the size
+VOTE_STEP = math.sqrt(2.0)  # ratio of neighbouring scales of the vote
+VOTE_SHRINK_STEPS = 4  # the vote looks down to 1/VOTE_STEP**4 = 1/4 of the whole-image scale
+VOTE_PATIENCE = 2  # steps without a better score that end the vote in one direction
+VOTE_TILES = 6  # tiles seen per vote scale; a finer scale samples its grid evenly
 OVERLAP_PARTICLES = 3.0  # tile overlap in units of the median particle size (the largest ~3x median)
 EDGE_PX = 2.0  # a box within this of an inner tile edge counts as cut by it
 MERGE_IOU = 0.5  # whole detections of two tiles overlapping more than this are one particle
@@ -110,44 +107,6 @@ def median_size(det: Detections, min_conf: float = 0.0) -> tuple[float, int]:
     return float(np.median(size[keep])), int(keep.sum())
 
 
-def probe_windows(
-    height: int, width: int, scale: float, crop_px: int = PROBE_PX, detail: np.ndarray | None = None
-) -> list[tuple[int, int, int, int]]:
-    """(x0, y0, x1, y1) in original pixels of the probe crops: `crop_px` at the input once scaled by `scale`.
-
-    With `detail` (a map of local image detail, any resolution, e.g. gradient magnitude) the crops go
-    where the detail is densest, so sparse particles on a support are probed where they are rather
-    than on empty substrate; without it, at the fixed ``PROBE_CROPS`` centres.
-    """
-    side = max(1, round(crop_px / scale))
-    centres = list(PROBE_CROPS) if detail is None else busiest_centres(detail, side / max(height, width), len(PROBE_CROPS))
-    out = []
-    for fx, fy in centres:
-        x0 = int(np.clip(round(fx * width - side / 2), 0, max(0, width - side)))
-        y0 = int(np.clip(round(fy * height - side / 2), 0, max(0, height - side)))
-        out.append((x0, y0, min(width, x0 + side), min(height, y0 + side)))
-    return out
-
-
-def busiest_centres(detail: np.ndarray, side_frac: float, n: int) -> list[tuple[float, float]]:
-    """Centres (fractions of width, height) of `n` windows of `side_frac` x the long side with the most
-    total `detail`, greedily, each new one not overlapping those chosen before when there is room."""
-    h, w = detail.shape[:2]
-    win = max(1, min(round(side_frac * max(h, w)), h, w))
-    csum = np.pad(detail.astype(np.float64), ((1, 0), (1, 0))).cumsum(0).cumsum(1)
-    sums = csum[win:, win:] - csum[:-win, win:] - csum[win:, :-win] + csum[:-win, :-win]  # window at each top-left
-    taken = np.zeros(sums.shape, bool)
-    out = []
-    for _ in range(n):
-        free = np.where(taken, -np.inf, sums)
-        y, x = np.unravel_index(int(np.argmax(free)), free.shape)
-        out.append(((x + win / 2) / w, (y + win / 2) / h))
-        taken[max(0, y - win + 1) : y + win, max(0, x - win + 1) : x + win] = True
-        if taken.all():
-            taken[:] = False  # no room for a separate window: overlapping ones are allowed
-    return out
-
-
 def resolved(det: Detections, scale: float, min_conf: float = ESTIMATE_CONF) -> Detections:
     """The confident detections (original px) whose size at the input of `scale` lies in SIZE_BAND."""
     if len(det) == 0:
@@ -156,51 +115,94 @@ def resolved(det: Detections, scale: float, min_conf: float = ESTIMATE_CONF) -> 
     return det[keep & (size * scale >= SIZE_BAND[0]) & (size * scale <= SIZE_BAND[1])]
 
 
-def oversized_count(det: Detections, scale: float, min_conf: float = ESTIMATE_CONF) -> int:
-    """Confident detections larger than SIZE_BAND at the input of `scale`."""
-    if len(det) == 0:
-        return 0
-    keep, size = _confident_diameters(det, min_conf)
-    return int((keep & (size * scale > SIZE_BAND[1])).sum())
-
-
-def density(det: Detections, area_px: float, min_conf: float = ESTIMATE_CONF) -> float:
-    """Confident detections per million original pixels."""
-    return 1e6 * confident_count(det, min_conf) / max(area_px, 1.0)
-
-
 def confident_count(det: Detections, min_conf: float = ESTIMATE_CONF) -> int:
     if len(det) == 0 or det.confidence is None:
         return len(det)
     return int((det.confidence >= min_conf).sum())
 
 
-def consistent_shrink(plan: TilePlan, first: Detections, result: Detections, fit: float) -> bool:
-    """False when a plan that shrinks the image below whole-image scale re-finds under
-    ``SHRINK_CONFIRM`` of the whole-image pass's confident particles (always True for other plans)."""
-    if plan.scale >= fit:
-        return True
-    return confident_count(result) >= SHRINK_CONFIRM * confident_count(first)
+def is_sure(first: Detections, fit: float) -> bool:
+    """The whole-image pass (seen at scale `fit`) settles the scale without a vote (module doc, step 3)."""
+    res = resolved(first, fit)
+    confident = confident_count(res, SURE_CONF)
+    return confident >= SURE_PARTICLES and confident >= 0.5 * len(res)
 
 
-def plan_auto(size_px: float, height: int, width: int, imgsz: int, force: bool = False) -> TilePlan:
-    """The plan for an image whose particles measure `size_px` (median, in image px); see module doc.
+def vote_scales(fit: float) -> tuple[list[float], list[float]]:
+    """The vote's ladder around the whole-image scale `fit`: (coarser scales, finer scales), nearest first."""
+    down = [fit / VOTE_STEP**k for k in range(1, VOTE_SHRINK_STEPS + 1)]
+    up = []
+    s = fit * VOTE_STEP
+    while s <= MAX_UPSCALE * 1.0001:
+        up.append(s)
+        s *= VOTE_STEP
+    return down, up
 
-    `force`: resize to the target even when the size is inside the band (the zoom probe found
-    particles that whole-image inference missed).
-    """
+
+def vote_score(det: Detections, scale: float, area_px: float) -> float:
+    """Summed confidence of the particles resolved at `scale`, per million original pixels of `area_px`."""
+    res = resolved(det, scale)
+    total = float(res.confidence.sum()) if len(res) and res.confidence is not None else float(len(res))
+    return 1e6 * total / max(area_px, 1.0)
+
+
+def vote_winner(scores: dict[float, float], resolved_counts: dict[float, int]) -> float | None:
+    """The scale with the best score among those resolving at least MIN_ESTIMATE particles (ties: the
+    coarser, cheaper one), or None when no scale resolves that many."""
+    ok = [s for s in scores if resolved_counts[s] >= MIN_ESTIMATE]
+    return max(ok, key=lambda s: (scores[s], -s)) if ok else None
+
+
+def sampled_windows(windows: list[tuple[int, int, int, int]], n: int) -> list[tuple[int, int, int, int]]:
+    """At most `n` of a tile grid's windows, spread evenly over the grid (an unbiased sample of its area)."""
+    if len(windows) <= n:
+        return list(windows)
+    pick = np.unique(np.round(np.linspace(0, len(windows) - 1, n)).astype(int))
+    return [windows[i] for i in pick]
+
+
+def union_area(windows: list[tuple[int, int, int, int]]) -> float:
+    """Area in px covered by the (x0, y0, x1, y1) windows together."""
+    if not windows:
+        return 0.0
+    xs = sorted({v for w in windows for v in (w[0], w[2])})
+    ys = sorted({v for w in windows for v in (w[1], w[3])})
+    covered = np.zeros((len(ys) - 1, len(xs) - 1), bool)
+    for x0, y0, x1, y1 in windows:
+        covered[ys.index(y0) : ys.index(y1), xs.index(x0) : xs.index(x1)] = True
+    return float((np.diff(ys)[:, None] * np.diff(xs)[None, :] * covered).sum())
+
+
+def plan_auto(size_px: float, height: int, width: int, imgsz: int) -> TilePlan:
+    """The plan for an image whose sure whole-image pass measures `size_px` (median, image px): whole
+    when that is inside the band at the model input, else resized so it lands on TARGET_PX."""
     long_side = max(height, width)
     fit = imgsz / long_side  # the scale of whole-image inference
     if not math.isfinite(size_px) or size_px <= 0:
         return TilePlan(reason="no particle size found: whole image")
     at_input = size_px * fit
     lo, hi = SIZE_BAND
-    if lo <= at_input <= hi and not force:
+    if lo <= at_input <= hi:
         return TilePlan(reason=f"particles ~{at_input:.0f} px at the model input: whole image")
-    scale = min(TARGET_PX / size_px, MAX_UPSCALE)
-    if long_side * scale <= imgsz:  # fits the model input once resized: one pass, padded
+    return resize_plan(min(TARGET_PX / size_px, MAX_UPSCALE), size_px, long_side, imgsz)
+
+
+def plan_vote(size_px: float, height: int, width: int, imgsz: int) -> TilePlan:
+    """The plan after a scale vote whose winning scale's particles measure `size_px` (median, image px)."""
+    long_side = max(height, width)
+    fit = imgsz / long_side
+    scale = min(VOTE_TARGET_PX / size_px, MAX_UPSCALE)
+    if abs(math.log(scale / fit)) <= 0.5 * math.log(VOTE_STEP):
+        return TilePlan(reason=f"vote: particles ~{size_px * fit:.0f} px at the model input: whole image")
+    plan = resize_plan(scale, size_px, long_side, imgsz)
+    return TilePlan(plan.scale, plan.tile, plan.overlap, f"vote: {plan.reason}")
+
+
+def resize_plan(scale: float, size_px: float, long_side: int, imgsz: int) -> TilePlan:
+    """Resize by `scale`; one padded pass when the result fits the model input, overlapping tiles otherwise."""
+    if long_side * scale <= imgsz:
         return TilePlan(scale, None, 0, f"particles ~{size_px:.0f} px: resized x{scale:.2f}, one pass")
-    overlap = int(min(imgsz // 2, math.ceil(OVERLAP_PARTICLES * TARGET_PX)))
+    overlap = int(min(imgsz // 2, math.ceil(OVERLAP_PARTICLES * size_px * scale)))
     return TilePlan(scale, imgsz, overlap, f"particles ~{size_px:.0f} px: resized x{scale:.2f}, {imgsz}-px tiles")
 
 

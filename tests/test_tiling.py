@@ -132,8 +132,9 @@ class BlobModel:
     names = {0: "cube", 1: "sphere"}
     overrides = {"imgsz": 128}
 
-    def __init__(self):
+    def __init__(self, confidence: float = 0.9):
         self.shapes = []
+        self.confidence = confidence  # below tiling.SURE_CONF: the whole-image pass is never sure
 
     def predict(self, arrays, conf, iou, imgsz, device, max_det, verbose):
         out = []
@@ -150,7 +151,7 @@ class BlobModel:
                 if bw < 6 or bh < 6:  # like a real detector, tiny blobs at the input are missed
                     continue
                 cls = 0 if area / (bw * bh) > 0.9 else 1
-                rows.append([x / f, y / f, (x + bw) / f, (y + bh) / f, 0.9, cls])
+                rows.append([x / f, y / f, (x + bw) / f, (y + bh) / f, self.confidence, cls])
             r = torch.tensor(rows, dtype=torch.float32).reshape(-1, 6)
             out.append(SimpleNamespace(boxes=_Boxes(xyxy=r[:, :4], conf=r[:, 4], cls=r[:, 5])))
         return out
@@ -189,11 +190,12 @@ def test_auto_tiles_a_large_frame_of_small_particles_without_seam_artefacts(tmp_
     (whole,) = predict_images(model, [path], imgsz=128, tile="off")
     assert len(whole) == 0
     (det,) = predict_images(model, [path], imgsz=128, tile="auto", on_plan=lambda p, plan: plans.append(plan))
-    assert plans[0].tile == 128 and plans[0].scale > 1  # the zoom probe found the small particles
+    assert plans[0].tile == 128 and plans[0].scale > 1  # the vote's finer scales found the small particles
     assert len(det) == len(boxes)  # one detection per particle, none doubled at a seam
     assert _matches(det, boxes, tol=1.0) == len(boxes)  # and each whole
-    later = model.shapes[2:]  # after the two whole-image passes: probe crops, then tiles
-    assert set(later) <= {(128, 128), (tiling.PROBE_PX, tiling.PROBE_PX)}  # never a small input ultralytics would enlarge
+    later = model.shapes[2:]  # after the two whole-image passes: vote passes, then tiles
+    # every input square, a multiple of 32 and passed as its own imgsz: never one ultralytics would enlarge
+    assert all(h == w and h % 32 == 0 and h <= 128 for h, w in later)
     assert later.count((128, 128)) >= 4
 
 
@@ -204,28 +206,36 @@ def test_explicit_tile_size_and_off(tmp_path):
     assert len(det) == len(boxes) and _matches(det, boxes, tol=2.0) == len(boxes)
 
 
-def test_auto_keeps_whole_image_when_particles_fit(tmp_path):
-    path, boxes = _micrograph(tmp_path, 256, 256, size=40)  # 20 px at 128: inside the band
-    model = BlobModel()
-    plans = []
+def test_a_sure_whole_image_pass_is_the_answer(tmp_path):
+    path, boxes = _micrograph(tmp_path, 300, 300, size=40)  # 17 px at 128: in the band
+    assert len(boxes) >= tiling.SURE_PARTICLES
+    model, plans = BlobModel(), []
     (det,) = predict_images(model, [path], imgsz=128, tile="auto", on_plan=lambda p, plan: plans.append(plan))
-    assert not plans[0].rescaled  # one whole pass + the probe crops, nothing more
-    probes = model.shapes[1:]
-    assert set(probes) == {(tiling.PROBE_PX, tiling.PROBE_PX)}
-    # zooming goes on while particles stay in the band (x2: 40 px, x4: 80 px) and stops once they outgrow it (x8)
-    assert len(probes) == 3 * len(tiling.PROBE_CROPS)
+    assert not plans[0].rescaled and len(model.shapes) == 1  # confident particles in the band: no vote
     assert len(det) == len(boxes)
 
 
-def test_auto_shrinks_large_particles_into_the_band(tmp_path):
-    img = np.full((256, 256, 3), 20, np.uint8)
-    img[20:130, 30:140] = 220  # 110 px at 256 -> 55 px at 128: in the band; make the input smaller
+def test_an_unsure_pass_votes_and_keeps_a_scale_that_already_fits(tmp_path):
+    # 96 px at 512 -> 48 px at a 256 input: the vote's target, so the vote keeps the whole image
+    path, boxes = _micrograph(tmp_path, 512, 512, size=96)
+    assert len(boxes) >= tiling.MIN_ESTIMATE
+    model, plans = BlobModel(confidence=0.4), []
+    (det,) = predict_images(model, [path], imgsz=256, tile="auto", on_plan=lambda p, plan: plans.append(plan))
+    assert len(model.shapes) > 1 and plans[0].reason.startswith("vote")  # not sure: the ladder was seen
+    assert not plans[0].rescaled and len(det) == len(boxes)
+
+
+def test_the_vote_shrinks_large_particles_onto_its_target(tmp_path):
+    img = np.full((512, 512, 3), 20, np.uint8)
+    for x in (20, 280):
+        for y in (20, 280):
+            img[y : y + 200, x : x + 200] = 220  # 200 px: 100 px at a 256-px input, above the band
     cv2.imwrite(str(tmp_path / "big.png"), img)
-    model = BlobModel()
     plans = []
-    (det,) = predict_images(model, [tmp_path / "big.png"], imgsz=64, tile="auto", on_plan=lambda p, plan: plans.append(plan))
-    # 110 px at 256 is 27.5 px at 64: in the band, one pass
-    assert not plans[0].rescaled and len(det) == 1
+    (det,) = predict_images(BlobModel(), [tmp_path / "big.png"], imgsz=256, tile="auto", on_plan=lambda p, plan: plans.append(plan))
+    assert plans[0].rescaled and plans[0].tile is None
+    assert plans[0].scale == pytest.approx(tiling.VOTE_TARGET_PX / 200, rel=0.05)
+    assert len(det) == 4 and _matches(det, np.array([[20, 20, 220, 220]], float), tol=8.0) == 1
 
 
 def test_corrupt_image_is_one_clear_error(tmp_path):
@@ -249,22 +259,52 @@ class OneBigBoxModel(BlobModel):
         return out
 
 
-def test_a_shrink_the_shrunk_image_does_not_confirm_keeps_the_whole_image(tmp_path):
+def test_large_boxes_no_other_scale_confirms_keep_the_whole_image(tmp_path):
     cv2.imwrite(str(tmp_path / "m.png"), np.full((256, 256, 3), 20, np.uint8))
     model, plans = OneBigBoxModel(), []
     (det,) = predict_images(model, [tmp_path / "m.png"], imgsz=128, tile="auto", on_plan=lambda p, plan: plans.append(plan))
-    assert (128, 128) in model.shapes  # the shrunken pass was tried (100 px at the input is above the band)
-    assert not plans[0].rescaled and "not confirmed, whole image kept" in plans[0].reason
+    assert len(model.shapes) > 2  # the ladder was seen (100 px at the input is above the band: not resolved)
+    assert not plans[0].rescaled and "too few particles" in plans[0].reason
     assert len(det) == 4 and det.xyxy[0].tolist() == [20.0, 20.0, 220.0, 220.0]
 
 
-def test_a_confirmed_shrink_is_kept(tmp_path):
-    img = np.full((512, 512, 3), 20, np.uint8)
-    for x in (20, 280):
-        for y in (20, 280):
-            img[y : y + 200, x : x + 200] = 220  # 200 px: 100 px at a 256-px input, above the band
-    cv2.imwrite(str(tmp_path / "big.png"), img)
-    plans = []
-    (det,) = predict_images(BlobModel(), [tmp_path / "big.png"], imgsz=256, tile="auto", on_plan=lambda p, plan: plans.append(plan))
-    assert plans[0].rescaled and plans[0].tile is None and plans[0].scale == pytest.approx(tiling.TARGET_PX / 200, rel=0.05)
-    assert len(det) == 4 and _matches(det, np.array([[20, 20, 220, 220]], float), tol=8.0) == 1
+# ------------------------------------------------------------------ the vote's pieces
+
+
+def test_vote_ladder_reaches_both_ends():
+    down, up = tiling.vote_scales(0.25)
+    assert down[0] == pytest.approx(0.25 / tiling.VOTE_STEP) and down[-1] == pytest.approx(0.25 / 4)
+    assert up[0] == pytest.approx(0.25 * tiling.VOTE_STEP) and up[-1] <= tiling.MAX_UPSCALE * 1.0001
+    assert up[-1] * tiling.VOTE_STEP > tiling.MAX_UPSCALE
+
+
+def test_vote_winner_needs_enough_particles_and_prefers_the_coarser_tie():
+    assert tiling.vote_winner({1.0: 5.0, 2.0: 9.0}, {1.0: 10, 2.0: 3}) == 1.0  # 2.0 resolves too few
+    assert tiling.vote_winner({1.0: 5.0, 2.0: 5.0}, {1.0: 10, 2.0: 10}) == 1.0
+    assert tiling.vote_winner({1.0: 5.0}, {1.0: 1}) is None
+
+
+def test_vote_score_counts_only_resolved_particles_per_area():
+    det = Detections(np.array([[0, 0, 20, 20], [0, 0, 200, 200], [0, 0, 2, 2], [0, 0, 30, 30]], float),
+                     np.zeros(4, np.int64), np.array([0.8, 0.9, 0.9, 0.1]))  # fmt: skip
+    # at scale 1 only the 20-px box is in the band and confident
+    assert tiling.vote_score(det, 1.0, 2e6) == pytest.approx(0.4)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 60), st.integers(0, 60), st.integers(1, 40), st.integers(1, 40)), min_size=0, max_size=6))
+def test_union_area_equals_the_painted_pixels(rects):
+    windows = [(x, y, x + w, y + h) for x, y, w, h in rects]
+    canvas = np.zeros((100, 100), bool)
+    for x0, y0, x1, y1 in windows:
+        canvas[y0:y1, x0:x1] = True
+    assert tiling.union_area(windows) == canvas.sum()
+
+
+@given(st.integers(1, 60), st.integers(1, 12))
+def test_sampled_windows_spread_over_the_grid(n_windows, n):
+    windows = [(i, 0, i + 1, 1) for i in range(n_windows)]
+    pick = tiling.sampled_windows(windows, n)
+    assert len(pick) == min(n, n_windows) and len(set(pick)) == len(pick)
+    if n_windows > 1 and n > 1:
+        assert pick[0] == windows[0] and pick[-1] == windows[-1]  # both ends of the grid are seen

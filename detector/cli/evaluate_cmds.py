@@ -86,11 +86,11 @@ TileOpt = Annotated[
     str,
     typer.Option(
         help="auto: the model sees the whole image; only particles measuring 14-80 px at the input of the scale "
-        "that saw them count. Unless it already finds 32 such, two crops where the image has most detail are seen "
-        "zoomed 2x, 4x ... (up to 4x the original pixels); a zoom that finds clearly more particles per area wins. "
-        "When the particles measure under 14 or over 80 px at the model input, or a zoom won, the image is resized "
-        "so they measure ~32 px and, when larger than the model input, cut into overlapping model-size tiles, "
-        "merged so a particle on a tile edge counts once and whole. "
+        "that saw them count. Unless it finds at least 8 such with confidence >= 0.5 (then it is the answer), the image "
+        "is also seen at scales 1.41x apart (down to 1/4, up to 4x the original pixels; large frames through a sample "
+        "of 6 tiles per scale) and the scale with the most summed confidence of such particles per area wins; the "
+        "image is resized so its median particle measures ~48 px and, when larger than the model input, cut into "
+        "overlapping model-size tiles, merged so a particle on a tile edge counts once and whole. "
         "off: whole image only. PIXELS: tiles of that many image pixels, no size estimate.",
     ),
 ]
