@@ -373,22 +373,48 @@ def place_agglomerates(
     grid = _Grid(max(8.0, 2.0 * r_out_max + gap))
     placed: list[PlacedParticle] = []
     polys: list[Polygon] = []
+    coords: list[np.ndarray] = []  # their closed exteriors, (k + 1, 2)
     areas: list[float] = []
     centres: list[tuple[float, float]] = []
     r_in: list[float] = []
     r_out: list[float] = []
     failures = 0
 
-    def conflicts(poly, centre, rin, rout) -> bool:
-        x0, y0, x1, y1 = poly.bounds
+    def conflicts(xy, bounds, centre, rin, rout) -> Polygon | None:
+        """None if the footprint ``xy`` may not be placed, else its polygon (built only if needed)."""
+        x0, y0, x1, y1 = bounds
+        near = []
         for j in grid.query(x0 - gap, y0 - gap, x1 + gap, y1 + gap):
             d = math.hypot(centre[0] - centres[j][0], centre[1] - centres[j][1])
             if d - rout - r_out[j] > gap:
                 continue
             if d - rin - r_in[j] < gap:  # inscribed disks meet: overlap for sure ...
                 if occ == 0 or _lens_area(d, rin, r_in[j]) > occ * areas[j]:  # ... and too much of it
-                    return True
+                    return None
+            near.append(j)
+        poly = _poly(xy)
+        for j in near:  # the sure rejections above came first, so the exact tests run only for the rest
             if _conflict(poly, polys[j], areas[j], gap, options.touching, occ):
+                return None
+        return poly
+
+    def doomed_slide(anchor, direction, d_lo, d_hi, lo, hi, rin) -> bool:
+        """Whether a particle slid to any distance in [d_lo, d_hi] from ``anchor`` is sure to be
+        rejected: outside the canvas at both ends on the same side, or with its inscribed disk in
+        that of a placed particle at both ends (disks are convex: then all along)."""
+        a, b = anchor + d_lo * direction, anchor + d_hi * direction
+        for axis, size in ((0, width), (1, height)):
+            if (a[axis] + lo[axis] < 0 and b[axis] + lo[axis] < 0) or (a[axis] + hi[axis] > size and b[axis] + hi[axis] > size):
+                return True
+        if rin == -math.inf:
+            return False
+        x0, y0 = min(a[0], b[0]) - r_out_max, min(a[1], b[1]) - r_out_max
+        x1, y1 = max(a[0], b[0]) + r_out_max, max(a[1], b[1]) + r_out_max
+        ax, ay, bx, by = float(a[0]), float(a[1]), float(b[0]), float(b[1])
+        for j in grid.query(x0, y0, x1, y1):
+            reach = rin + r_in[j] + gap - 1e-6  # a margin for the rounding of the final centre
+            cx, cy = centres[j]
+            if math.hypot(ax - cx, ay - cy) < reach and math.hypot(bx - cx, by - cy) < reach:
                 return True
         return False
 
@@ -414,10 +440,21 @@ def place_agglomerates(
             d_lo = max(0.0, r_in[k] + rin + gap) if cover == 0 else 0.0
             d_hi = r_out[k] + rout + gap + SLIDE_TOL
             tol = SLIDE_TOL if cover == 0 else 0.25  # a drawn cover fraction needs no precise contact
+            # Without a gap or a cover, a step's test is whether the interiors overlap: decided for
+            # every distance at once (slide_overlaps), so the steps cost no polygons.
+            spans = None
+            if gap == 0 and cover == 0:
+                if occ == 0 and doomed_slide(anchor, direction, d_lo, d_hi, lo, hi, rin):
+                    failures += 1  # wherever the slide ends, the attempt fails: skip it
+                    continue
+                spans = slide_overlaps(np.vstack([rel, rel[:1]]) + anchor, direction, coords[k], d_lo, d_hi)
             while d_hi - d_lo > tol:
                 mid = 0.5 * (d_lo + d_hi)
-                q = _poly(rel + anchor + mid * direction)
-                if _conflict(q, polys[k], areas[k], gap, options.touching, cover):
+                if spans is not None:
+                    hit = bool(((spans[0] < mid) & (mid < spans[1])).any())
+                else:
+                    hit = _conflict(_poly(rel + anchor + mid * direction), polys[k], areas[k], gap, options.touching, cover)
+                if hit:
                     d_lo = mid
                 else:
                     d_hi = mid
@@ -427,20 +464,95 @@ def place_agglomerates(
         if (centre + lo < 0).any() or centre[0] + hi[0] > width or centre[1] + hi[1] > height:
             failures += 1
             continue
-        poly = _poly(rel + centre)
+        xy = rel + centre
         c = (float(centre[0]), float(centre[1]))
-        if conflicts(poly, c, rin, rout):
+        # the polygon's bounds, exactly: adding a constant keeps the order of the coordinates
+        bounds = (float(lo[0] + centre[0]), float(lo[1] + centre[1]), float(hi[0] + centre[0]), float(hi[1] + centre[1]))
+        poly = conflicts(xy, bounds, c, rin, rout)
+        if poly is None:
             failures += 1
             continue
         failures = 0
-        grid.add(len(polys), poly.bounds)
+        grid.add(len(polys), bounds)
         polys.append(poly)
+        coords.append(np.vstack([xy, xy[:1]]))
         areas.append(poly.area)
         centres.append(c)
         r_in.append(rin)
         r_out.append(rout)
         placed.append(PlacedParticle(int(class_ids[ti]), ti, angle, scale, poly, c))
     return placed
+
+
+def slide_overlaps(p: np.ndarray, u: np.ndarray, q: np.ndarray, t_lo: float, t_hi: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """(lo, hi): open intervals of t which, within [t_lo, t_hi], together make up the distances at
+    which polygon ``p`` (closed exterior (k + 1, 2), last vertex = first) moved by t * ``u`` (a unit
+    vector) and polygon ``q`` (closed too) have
+    overlapping interiors, up to the t where they only touch (a finite set, where the answer may
+    go either way); None in the degenerate case of a vertex's track through another vertex.
+
+    Interiors overlap iff the outlines cross or one polygon contains the other. An edge of p and an
+    edge of q cross for the t where t * u lies in the parallelogram of their differences (an
+    interval; parallel edges can only touch); only pairs whose extents across the track overlap,
+    and along it within [t_lo, t_hi], are solved. Containment holds where a vertex of p lies
+    inside q or one of q inside p: on the spans between the pairs of crossings of its track with
+    the other's outline (even-odd)."""
+    ux, uy = float(u[0]), float(u[1])
+    pa, pb = p[:-1], p[1:]
+    qa, qb = q[:-1], q[1:]
+    parts_lo, parts_hi = [], []
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # extents across (n) and along (u) the track; moving p changes only the latter, by t
+        pn, qn = p[:, 1] * ux - p[:, 0] * uy, q[:, 1] * ux - q[:, 0] * uy
+        pu, qu = p[:, 0] * ux + p[:, 1] * uy, q[:, 0] * ux + q[:, 1] * uy
+        pn_lo, pn_hi = np.minimum(pn[:-1], pn[1:]), np.maximum(pn[:-1], pn[1:])
+        qn_lo, qn_hi = np.minimum(qn[:-1], qn[1:]), np.maximum(qn[:-1], qn[1:])
+        pu_lo, pu_hi = np.minimum(pu[:-1], pu[1:]) + t_lo, np.maximum(pu[:-1], pu[1:]) + t_hi
+        qu_lo, qu_hi = np.minimum(qu[:-1], qu[1:]), np.maximum(qu[:-1], qu[1:])
+        near = (
+            (pn_lo[:, None] <= qn_hi[None, :])
+            & (pn_hi[:, None] >= qn_lo[None, :])
+            & (pu_lo[:, None] <= qu_hi[None, :])
+            & (pu_hi[:, None] >= qu_lo[None, :])
+        )
+        i, j = np.nonzero(near)
+        if len(i):
+            # t * u = o + lam * e1 + mu * e2 with lam, mu in [0, 1], by Cramer's rule per pair
+            o = qa[j] - pa[i]
+            e1 = qb[j] - qa[j]
+            e2 = pa[i] - pb[i]
+            inv = 1.0 / (e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0])
+            lo, hi = np.full(len(i), -np.inf), np.full(len(i), np.inf)
+            for e, sign in ((e2, 1.0), (e1, -1.0)):
+                # lam = cross(t u - o, e2) / det, mu = -cross(t u - o, e1) / det: alpha * t + beta
+                alpha = sign * (ux * e[:, 1] - uy * e[:, 0]) * inv
+                beta = -sign * (o[:, 0] * e[:, 1] - o[:, 1] * e[:, 0]) * inv
+                a0, a1 = -beta / alpha, (1.0 - beta) / alpha
+                still = alpha == 0  # constant along the track: always in (0, 1) or never
+                never = still & ~((beta > 0) & (beta < 1))
+                lo = np.maximum(lo, np.where(still, np.where(never, np.inf, -np.inf), np.minimum(a0, a1)))
+                hi = np.minimum(hi, np.where(still, np.where(never, -np.inf, np.inf), np.maximum(a0, a1)))
+            ok = lo < hi  # NaN (parallel edges: inv infinite) compares False
+            parts_lo.append(lo[ok])
+            parts_hi.append(hi[ok])
+        for v, a, b, sign in ((p[0], qa, qb, 1.0), (q[0], pa, pb, -1.0)):
+            ts = _track_crossings(v, sign * ux, sign * uy, a, b)
+            if len(ts) % 2:  # the track passes exactly through a vertex: let GEOS decide instead
+                return None
+            parts_lo.append(ts[0::2])
+            parts_hi.append(ts[1::2])
+    return np.concatenate(parts_lo), np.concatenate(parts_hi)
+
+
+def _track_crossings(v, ux: float, uy: float, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Sorted t at which the point v + t * (ux, uy) crosses the edges a[i] -> b[i] (each edge
+    half-open, so a vertex on the track counts once). Call under np.errstate(divide/invalid)."""
+    e = b - a
+    w = a - v
+    den = ux * e[:, 1] - uy * e[:, 0]
+    t = (w[:, 0] * e[:, 1] - w[:, 1] * e[:, 0]) / den
+    s = (w[:, 0] * uy - w[:, 1] * ux) / den
+    return np.sort(t[(den != 0) & (s >= 0) & (s < 1)])
 
 
 def _lens_area(d: float, r1: float, r2: float) -> float:
