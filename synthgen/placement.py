@@ -273,10 +273,7 @@ def place_particles(
             centres.append(centre)
             r_in.append(c_rin[k])
             r_out.append(c_rout[k])
-            radius = (c_rin[k] + r_in_min + gap - DOOM_MARGIN) / DOOM_CELL
-            if radius >= 1:  # cell j's centre is at (j + 0.5) * DOOM_CELL px; cv2 puts it at j
-                at = (round((centre[0] / DOOM_CELL - 0.5) * 16), round((centre[1] / DOOM_CELL - 0.5) * 16))
-                cv2.circle(doomed, at, int(radius * 16), 1, -1, cv2.LINE_8, 4)
+            _doom(doomed, centre, c_rin[k] + r_in_min + gap)
             placed.append(
                 PlacedParticle(
                     class_id=int(class_ids[ti_l[i]]),
@@ -295,6 +292,14 @@ def place_particles(
             polys.extend(f[0] for f in fresh)
             tree = shapely.STRtree(polys)
     return placed
+
+
+def _doom(doomed: np.ndarray, centre, reach: float) -> None:
+    """Mark the cells whose centres lie closer than ``reach`` px to ``centre`` (less the margin)."""
+    radius = (reach - DOOM_MARGIN) / DOOM_CELL
+    if radius >= 1:  # cell j's centre is at (j + 0.5) * DOOM_CELL px; cv2 puts it at j
+        at = (round((centre[0] / DOOM_CELL - 0.5) * 16), round((centre[1] / DOOM_CELL - 0.5) * 16))
+        cv2.circle(doomed, at, int(radius * 16), 1, -1, cv2.LINE_8, 4)
 
 
 def block_size(failures: int) -> int:
@@ -371,6 +376,11 @@ def place_agglomerates(
     verts = [table.verts[s : s + n] for s, n in zip(table.starts.tolist(), table.lengths.tolist())]
     r_out_max = float(table.r_out.max()) * options.scale_bounds[1]
     grid = _Grid(max(8.0, 2.0 * r_out_max + gap))
+    # Without occlusion, the plain sampler's raster of doomed centres (see place_particles) also
+    # rejects most uniform attempts on a crowded canvas before any distance is computed.
+    containing = np.isfinite(table.r_in)
+    r_in_min = float(table.r_in[containing].min()) * options.scale_bounds[0] if containing.any() else -np.inf
+    doomed = np.zeros((-(-height // DOOM_CELL), -(-width // DOOM_CELL)), np.uint8) if occ == 0 else None
     placed: list[PlacedParticle] = []
     polys: list[Polygon] = []
     coords: list[np.ndarray] = []  # their closed exteriors, (k + 1, 2)
@@ -461,6 +471,12 @@ def place_agglomerates(
             centre = anchor + d_hi * direction
         else:
             centre = -lo + u * (np.array([width, height]) - hi + lo)
+            if doomed is not None and rin > -math.inf:
+                ix = min(max(int(centre[0] // DOOM_CELL), 0), doomed.shape[1] - 1)
+                iy = min(max(int(centre[1] // DOOM_CELL), 0), doomed.shape[0] - 1)
+                if doomed[iy, ix]:
+                    failures += 1
+                    continue
         if (centre + lo < 0).any() or centre[0] + hi[0] > width or centre[1] + hi[1] > height:
             failures += 1
             continue
@@ -480,6 +496,8 @@ def place_agglomerates(
         centres.append(c)
         r_in.append(rin)
         r_out.append(rout)
+        if doomed is not None:
+            _doom(doomed, c, rin + r_in_min + gap)
         placed.append(PlacedParticle(int(class_ids[ti]), ti, angle, scale, poly, c))
     return placed
 
