@@ -412,15 +412,15 @@ def place_agglomerates(
         """Whether a particle slid to any distance in [d_lo, d_hi] from ``anchor`` is sure to be
         rejected: outside the canvas at both ends on the same side, or with its inscribed disk in
         that of a placed particle at both ends (disks are convex: then all along)."""
-        a, b = anchor + d_lo * direction, anchor + d_hi * direction
-        for axis, size in ((0, width), (1, height)):
-            if (a[axis] + lo[axis] < 0 and b[axis] + lo[axis] < 0) or (a[axis] + hi[axis] > size and b[axis] + hi[axis] > size):
-                return True
+        (ax, ay), (ux, uy), (lx, ly), (hx, hy) = anchor.tolist(), direction.tolist(), lo.tolist(), hi.tolist()
+        ax, ay, bx, by = ax + d_lo * ux, ay + d_lo * uy, ax + d_hi * ux, ay + d_hi * uy
+        if (ax + lx < 0 and bx + lx < 0) or (ay + ly < 0 and by + ly < 0):
+            return True
+        if (ax + hx > width and bx + hx > width) or (ay + hy > height and by + hy > height):
+            return True
         if rin == -math.inf:
             return False
-        x0, y0 = min(a[0], b[0]) - r_out_max, min(a[1], b[1]) - r_out_max
-        x1, y1 = max(a[0], b[0]) + r_out_max, max(a[1], b[1]) + r_out_max
-        ax, ay, bx, by = float(a[0]), float(a[1]), float(b[0]), float(b[1])
+        x0, y0, x1, y1 = min(ax, bx) - r_out_max, min(ay, by) - r_out_max, max(ax, bx) + r_out_max, max(ay, by) + r_out_max
         for j in grid.query(x0, y0, x1, y1):
             reach = rin + r_in[j] + gap - 1e-6  # a margin for the rounding of the final centre
             cx, cy = centres[j]
@@ -435,7 +435,9 @@ def place_agglomerates(
         if options.log_size is not None:
             scale = float(log_normal_scales(rng, np.array([ti]), options.log_size)[0]) * options.scale
         u = rng.random(2)
-        rel = verts[ti] @ linear_part(angle, scale).T
+        t = math.radians(angle)  # linear_part(angle, scale) with scalar maths: the same numbers
+        cs, sn = scale * math.cos(t), scale * math.sin(t)
+        rel = verts[ti] @ np.array([[cs, sn], [-sn, cs]])
         lo, hi = rel.min(axis=0), rel.max(axis=0)
         rout = float(table.r_out[ti]) * scale
         rin = float(table.r_in[ti]) * scale  # -inf: centre outside the footprint
@@ -458,10 +460,13 @@ def place_agglomerates(
                     failures += 1  # wherever the slide ends, the attempt fails: skip it
                     continue
                 spans = slide_overlaps(np.vstack([rel, rel[:1]]) + anchor, direction, coords[k], d_lo, d_hi)
+                if spans is not None:
+                    near = (spans[0] < d_hi) & (spans[1] > d_lo)  # only these can hold a step
+                    spans = list(zip(spans[0][near].tolist(), spans[1][near].tolist()))
             while d_hi - d_lo > tol:
                 mid = 0.5 * (d_lo + d_hi)
                 if spans is not None:
-                    hit = bool(((spans[0] < mid) & (mid < spans[1])).any())
+                    hit = any(a < mid < b for a, b in spans)
                 else:
                     hit = _conflict(_poly(rel + anchor + mid * direction), polys[k], areas[k], gap, options.touching, cover)
                 if hit:
@@ -619,9 +624,15 @@ class _Grid:
             self.cells.setdefault(key, []).append(index)
 
     def query(self, x0, y0, x1, y1) -> list[int]:
+        """Indices of the boxes sharing a cell with this box, in increasing order."""
+        c, cells = self.cell, self.cells
+        i0, i1, j0, j1 = int(x0 // c), int(x1 // c), int(y0 // c), int(y1 // c)
+        if i0 == i1 and j0 == j1:  # one cell: its list is in the order of adding, increasing
+            return list(cells.get((i0, j0), ()))
         found = set()
-        for key in self._keys(x0, y0, x1, y1):
-            found.update(self.cells.get(key, ()))
+        for i in range(i0, i1 + 1):
+            for j in range(j0, j1 + 1):
+                found.update(cells.get((i, j), ()))
         return sorted(found)
 
 
