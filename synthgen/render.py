@@ -34,8 +34,9 @@ def render(
         canvas = np.full((height, width), background, np.uint8)
     elif canvas.shape != (height, width) or canvas.dtype != np.uint8:
         raise ValueError(f"canvas must be ({height}, {width}) uint8, got {canvas.shape} {canvas.dtype}")
-    boxes = [patch_box(p.footprint.bounds, width, height) for p in particles]
-    masks = footprint_masks([p.footprint for p in particles], boxes)  # all outlines in one pass
+    footprints = [p.footprint for p in particles]
+    boxes = patch_boxes(footprints, width, height)
+    masks = footprint_masks(footprints, boxes)  # all outlines in one pass
     for p, box, inside in zip(particles, boxes, masks):
         if inside is not None:
             t = templates[p.template_index]
@@ -56,6 +57,17 @@ def patch_box(bounds, width: int, height: int) -> tuple[int, int, int, int] | No
     c0, r0 = max(math.floor(x0), 0), max(math.floor(y0), 0)
     c1, r1 = min(math.ceil(x1), width), min(math.ceil(y1), height)
     return (c0, r0, c1, r1) if c1 > c0 and r1 > r0 else None
+
+
+def patch_boxes(footprints: Sequence, width: int, height: int) -> list[tuple[int, int, int, int] | None]:
+    """``patch_box`` of each footprint, the bounds of all of them taken in one call."""
+    if not len(footprints):
+        return []
+    b = shapely.bounds(np.asarray(footprints, dtype=object))
+    lo = np.maximum(np.floor(b[:, :2]), 0).astype(np.int64)
+    hi = np.minimum(np.ceil(b[:, 2:]), (width, height)).astype(np.int64)
+    ok = np.all(hi > lo, axis=1).tolist()
+    return [(c0, r0, c1, r1) if keep else None for (c0, r0), (c1, r1), keep in zip(lo.tolist(), hi.tolist(), ok)]
 
 
 def blend(canvas, stack, p: PlacedParticle, template_size, box, inside: np.ndarray) -> None:

@@ -14,7 +14,7 @@ from shapely.geometry import Polygon
 
 from synthgen.labels import clipped_box, yolo_lines
 from synthgen.placement import PlacementOptions, ShapeTable, linear_part, place_particles
-from synthgen.render import footprint_masks, paste, patch_box, render
+from synthgen.render import footprint_masks, paste, patch_box, patch_boxes, render
 from synthgen.templates import make_template, premultiplied
 
 GEOMETRY = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -175,6 +175,7 @@ def test_footprint_masks_are_the_pixel_centres_inside(templates, width, height, 
     rounding, on) its footprint, and every centre clearly inside is in the mask."""
     placed = place(templates, width, height, seed, PlacementOptions(max_particles=25, max_failures=30))
     boxes = [patch_box(p.footprint.bounds, width, height) for p in placed]
+    assert patch_boxes([p.footprint for p in placed], width, height) == boxes
     masks = footprint_masks([p.footprint for p in placed], boxes)
     for p, (c0, r0, c1, r1), mask in zip(placed, boxes, masks):
         assert mask.shape == (r1 - r0, c1 - c0) and mask.dtype == bool
