@@ -374,6 +374,7 @@ def place_agglomerates(
     gap = 0.0 if options.touching else float(options.min_gap)
     jitter, occ = options.scale_jitter, options.occlusion
     verts = [table.verts[s : s + n] for s, n in zip(table.starts.tolist(), table.lengths.tolist())]
+    table_r_in, table_r_out = table.r_in.tolist(), table.r_out.tolist()
     r_out_max = float(table.r_out.max()) * options.scale_bounds[1]
     grid = _Grid(max(8.0, 2.0 * r_out_max + gap))
     # Without occlusion, the plain sampler's raster of doomed centres (see place_particles) also
@@ -408,11 +409,12 @@ def place_agglomerates(
                 return None
         return poly
 
-    def doomed_slide(anchor, direction, d_lo, d_hi, lo, hi, rin) -> bool:
-        """Whether a particle slid to any distance in [d_lo, d_hi] from ``anchor`` is sure to be
-        rejected: outside the canvas at both ends on the same side, or with its inscribed disk in
-        that of a placed particle at both ends (disks are convex: then all along)."""
-        (ax, ay), (ux, uy), (lx, ly), (hx, hy) = anchor.tolist(), direction.tolist(), lo.tolist(), hi.tolist()
+    def doomed_slide(ax, ay, ux, uy, d_lo, d_hi, bounds, rin) -> bool:
+        """Whether a particle (``bounds`` about its centre) slid to any distance in [d_lo, d_hi]
+        from the anchor at (ax, ay) along (ux, uy) is sure to be rejected: outside the canvas at
+        both ends on the same side, or with its inscribed disk in that of a placed particle at
+        both ends (disks are convex: then all along)."""
+        lx, ly, hx, hy = bounds
         ax, ay, bx, by = ax + d_lo * ux, ay + d_lo * uy, ax + d_hi * ux, ay + d_hi * uy
         if (ax + lx < 0 and bx + lx < 0) or (ay + ly < 0 and by + ly < 0):
             return True
@@ -434,19 +436,22 @@ def place_agglomerates(
         scale = (float(rng.uniform(1.0 - jitter, 1.0 + jitter)) if jitter > 0 else 1.0) * options.scale
         if options.log_size is not None:
             scale = float(log_normal_scales(rng, np.array([ti]), options.log_size)[0]) * options.scale
-        u = rng.random(2)
-        t = math.radians(angle)  # linear_part(angle, scale) with scalar maths: the same numbers
+        u0, u1 = rng.random(2).tolist()
+        # Scalar maths from here on (numpy's on two-element arrays costs more than it computes);
+        # every number is the same as that of the vector expressions it replaces.
+        t = math.radians(angle)  # linear_part(angle, scale)
         cs, sn = scale * math.cos(t), scale * math.sin(t)
         rel = verts[ti] @ np.array([[cs, sn], [-sn, cs]])
-        lo, hi = rel.min(axis=0), rel.max(axis=0)
-        rout = float(table.r_out[ti]) * scale
-        rin = float(table.r_in[ti]) * scale  # -inf: centre outside the footprint
+        lx, ly = rel.min(axis=0).tolist()
+        hx, hy = rel.max(axis=0).tolist()
+        rout = table_r_out[ti] * scale
+        rin = table_r_in[ti] * scale  # -inf: centre outside the footprint
         if placed and rng.random() < options.cluster_prob:
             k = int(rng.integers(len(placed)))
             theta = rng.uniform(0.0, 2 * math.pi)
             cover = float(rng.uniform(0.0, occ)) if occ > 0 and rng.random() < 0.5 else 0.0
-            direction = np.array([math.cos(theta), math.sin(theta)])
-            anchor = np.asarray(centres[k])
+            ux, uy = math.cos(theta), math.sin(theta)
+            ax, ay = centres[k]
 
             # d_hi: enclosing disks apart, certainly clear; d_lo: inscribed disks overlap, certainly not.
             d_lo = max(0.0, r_in[k] + rin + gap) if cover == 0 else 0.0
@@ -456,10 +461,10 @@ def place_agglomerates(
             # every distance at once (slide_overlaps), so the steps cost no polygons.
             spans = None
             if gap == 0 and cover == 0:
-                if occ == 0 and doomed_slide(anchor, direction, d_lo, d_hi, lo, hi, rin):
+                if occ == 0 and doomed_slide(ax, ay, ux, uy, d_lo, d_hi, (lx, ly, hx, hy), rin):
                     failures += 1  # wherever the slide ends, the attempt fails: skip it
                     continue
-                spans = slide_overlaps(np.vstack([rel, rel[:1]]) + anchor, direction, coords[k], d_lo, d_hi)
+                spans = slide_overlaps(np.vstack([rel, rel[:1]]) + (ax, ay), (ux, uy), coords[k], d_lo, d_hi)
                 if spans is not None:
                     near = (spans[0] < d_hi) & (spans[1] > d_lo)  # only these can hold a step
                     spans = list(zip(spans[0][near].tolist(), spans[1][near].tolist()))
@@ -468,27 +473,28 @@ def place_agglomerates(
                 if spans is not None:
                     hit = any(a < mid < b for a, b in spans)
                 else:
-                    hit = _conflict(_poly(rel + anchor + mid * direction), polys[k], areas[k], gap, options.touching, cover)
+                    xy = rel + (ax, ay) + mid * np.array((ux, uy))
+                    hit = _conflict(_poly(xy), polys[k], areas[k], gap, options.touching, cover)
                 if hit:
                     d_lo = mid
                 else:
                     d_hi = mid
-            centre = anchor + d_hi * direction
+            cx, cy = ax + d_hi * ux, ay + d_hi * uy
         else:
-            centre = -lo + u * (np.array([width, height]) - hi + lo)
+            cx, cy = -lx + u0 * (width - hx + lx), -ly + u1 * (height - hy + ly)
             if doomed is not None and rin > -math.inf:
-                ix = min(max(int(centre[0] // DOOM_CELL), 0), doomed.shape[1] - 1)
-                iy = min(max(int(centre[1] // DOOM_CELL), 0), doomed.shape[0] - 1)
+                ix = min(max(int(cx // DOOM_CELL), 0), doomed.shape[1] - 1)
+                iy = min(max(int(cy // DOOM_CELL), 0), doomed.shape[0] - 1)
                 if doomed[iy, ix]:
                     failures += 1
                     continue
-        if (centre + lo < 0).any() or centre[0] + hi[0] > width or centre[1] + hi[1] > height:
+        if cx + lx < 0 or cy + ly < 0 or cx + hx > width or cy + hy > height:
             failures += 1
             continue
-        xy = rel + centre
-        c = (float(centre[0]), float(centre[1]))
+        xy = rel + (cx, cy)
+        c = (cx, cy)
         # the polygon's bounds, exactly: adding a constant keeps the order of the coordinates
-        bounds = (float(lo[0] + centre[0]), float(lo[1] + centre[1]), float(hi[0] + centre[0]), float(hi[1] + centre[1]))
+        bounds = (lx + cx, ly + cy, hx + cx, hy + cy)
         poly = conflicts(xy, bounds, c, rin, rout)
         if poly is None:
             failures += 1
