@@ -229,7 +229,7 @@ def place_particles(
     doomed = np.zeros((-(-height // DOOM_CELL), -(-width // DOOM_CELL)), np.uint8)
     placed: list[PlacedParticle] = []
     polys: list[Polygon] = []
-    centres, r_in, r_out = [], [], []
+    placed_arrays = (np.empty((0, 2)), np.empty(0), np.empty(0))  # centres, r_in, r_out
     tree = None
     failures = 0
     while len(placed) < options.max_particles and failures < options.max_failures:
@@ -251,7 +251,7 @@ def place_particles(
             cands = table.polygons(ti[live], angles[live], scales[live], offsets[live], width, height)
             c_rin, c_rout = table.r_in[ti[live]] * scales[live], table.r_out[ti[live]] * scales[live]
             if tree is not None:
-                ok = ~_blocked(cands, offsets[live], c_rin, c_rout, tree, polys, centres, r_in, r_out, gap)
+                ok = ~_blocked(cands, offsets[live], c_rin, c_rout, tree, placed_arrays, gap)
                 live, cands, c_rin, c_rout = live[ok], cands[ok], c_rin[ok], c_rout[ok]
         fresh: list[tuple] = []  # (polygon, centre, r_in, r_out) accepted in this block, not yet in the tree
         last = -1
@@ -270,9 +270,6 @@ def place_particles(
                 continue
             failures = 0
             fresh.append((cands[k], centre, c_rin[k], c_rout[k]))
-            centres.append(centre)
-            r_in.append(c_rin[k])
-            r_out.append(c_rout[k])
             _doom(doomed, centre, c_rin[k] + r_in_min + gap)
             placed.append(
                 PlacedParticle(
@@ -291,6 +288,13 @@ def place_particles(
         if fresh:
             polys.extend(f[0] for f in fresh)
             tree = shapely.STRtree(polys)
+            # the placed centres and radii as arrays for _blocked, extended rather than rebuilt
+            # from the lists each block (which grew with the particle count)
+            placed_arrays = (
+                np.concatenate([placed_arrays[0], [f[1] for f in fresh]]),
+                np.concatenate([placed_arrays[1], [f[2] for f in fresh]]),
+                np.concatenate([placed_arrays[2], [f[3] for f in fresh]]),
+            )
     return placed
 
 
@@ -307,9 +311,11 @@ def block_size(failures: int) -> int:
     return BATCH * min(16, 1 + failures // BATCH)
 
 
-def _blocked(cands, offsets, c_rin, c_rout, tree, polys, centres, r_in, r_out, gap) -> np.ndarray:
-    """Which candidates overlap (or come within ``gap`` of) a particle in ``tree``: box query,
-    then the disk bounds settle most pairs and GEOS decides only the rest."""
+def _blocked(cands, offsets, c_rin, c_rout, tree, placed_arrays, gap) -> np.ndarray:
+    """Which candidates overlap (or come within ``gap`` of) a particle in ``tree`` (whose centres,
+    r_in and r_out are ``placed_arrays``): box query, then the disk bounds settle most pairs and
+    GEOS decides only the rest."""
+    centres, r_in, r_out = placed_arrays
     out = np.zeros(len(cands), bool)
     boxes = cands
     if gap > 0:  # bounding boxes grown by the gap
@@ -317,15 +323,15 @@ def _blocked(cands, offsets, c_rin, c_rout, tree, polys, centres, r_in, r_out, g
     a, b = tree.query(boxes)
     if not len(a):
         return out
-    d = np.hypot(*(offsets[a] - np.asarray(centres)[b]).T)
-    p_rin, p_rout = np.asarray(r_in)[b], np.asarray(r_out)[b]
+    d = np.hypot(*(offsets[a] - centres[b]).T)
+    p_rin, p_rout = r_in[b], r_out[b]
     sure = d - c_rin[a] - p_rin <= gap
     clear = d - c_rout[a] - p_rout > gap
     out[a[sure]] = True
     amb = ~sure & ~clear
     if amb.any():
         aa, bb = a[amb], b[amb]
-        others = np.asarray(polys, dtype=object)[bb]
+        others = tree.geometries[bb]
         hit = shapely.dwithin(cands[aa], others, gap) if gap > 0 else shapely.intersects(cands[aa], others)
         out[aa[hit]] = True
     return out
