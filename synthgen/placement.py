@@ -24,6 +24,12 @@ Speed (the result is exactly that of a one-attempt-at-a-time loop over the same 
   is only compared with footprints near it and the cost per attempt stays flat as the canvas
   fills; inscribed/enclosing disks settle most pairs, GEOS decides the rest exactly; then each
   survivor is checked, in order, against the particles accepted earlier in the same block.
+
+Agglomerates run one attempt at a time (their random draws depend on earlier outcomes), with the
+same result as the plain loop over them: without occlusion the doomed-centre raster rejects most
+uniform attempts at once, a slide sure to end in a rejection is skipped, a slide without gap or
+cover reads its bisection steps from overlap intervals computed once (``slide_overlaps``), and a
+candidate's polygon is built only when the disk tests leave the exact GEOS test to decide.
 """
 
 from __future__ import annotations
