@@ -95,16 +95,9 @@ def coco_dataset(images: Sequence[LabelledImage], description: str = "synthgen s
     }
 
 
-def segmentation(shape: Polygon | MultiPolygon) -> list[list[float]]:
-    """COCO polygon list: the outline of each visible part (a particle partly under another may
-    show as several parts), vertices rounded to 0.01 px."""
-    parts = [shape] if isinstance(shape, Polygon) else shapely.get_parts(shape)
-    rings = [np.round(shapely.get_coordinates(g.exterior)[:-1], 2) for g in parts]
-    return [r.ravel().tolist() for r in rings]
-
-
 def segmentations(shapes: np.ndarray) -> list[list[list[float]]]:
-    """``segmentation`` of each shape, the rings of all of them rounded in one pass."""
+    """COCO polygon list of each shape: the outline of each visible part (a particle partly under
+    another may show as several parts), vertices rounded to 0.01 px; all rings in one pass."""
     parts, owner = shapely.get_parts(shapes, return_index=True)
     xy, ring = shapely.get_coordinates(shapely.get_exterior_ring(parts), return_index=True)
     xy = np.round(xy, 2)
