@@ -25,11 +25,12 @@ Speed (the result is exactly that of a one-attempt-at-a-time loop over the same 
   fills; inscribed/enclosing disks settle most pairs, GEOS decides the rest exactly; then each
   survivor is checked, in order, against the particles accepted earlier in the same block.
 
-Agglomerates run one attempt at a time (their random draws depend on earlier outcomes), with the
-same result as the plain loop over them: without occlusion the doomed-centre raster rejects most
-uniform attempts at once, a slide sure to end in a rejection is skipped, a slide without gap or
-cover reads its bisection steps from overlap intervals computed once (``slide_overlaps``), and a
-candidate's polygon is built only when the disk tests leave the exact GEOS test to decide.
+Agglomerates run one attempt at a time (their random draws depend on earlier outcomes); each
+shortcut only skips work whose outcome is certain, so the result is that of testing every attempt
+with GEOS: without occlusion the doomed-centre raster rejects most uniform attempts at once, a slide
+sure to end in a rejection is skipped, a slide without gap or cover reads its bisection steps from
+overlap intervals computed once (``slide_overlaps``), and a candidate's polygon is built only when
+the disk tests leave the exact GEOS test to decide.
 """
 
 from __future__ import annotations
@@ -528,9 +529,9 @@ def place_agglomerates(
 def slide_overlaps(p: np.ndarray, u: np.ndarray, q: np.ndarray, t_lo: float, t_hi: float) -> tuple[np.ndarray, np.ndarray] | None:
     """(lo, hi): open intervals of t which, within [t_lo, t_hi], together make up the distances at
     which polygon ``p`` (closed exterior (k + 1, 2), last vertex = first) moved by t * ``u`` (a unit
-    vector) and polygon ``q`` (closed too) have
-    overlapping interiors, up to the t where they only touch (a finite set, where the answer may
-    go either way); None in the degenerate case of a vertex's track through another vertex.
+    vector) and polygon ``q`` (closed too) have overlapping interiors, up to the t where they only
+    touch (a finite set, where the answer may go either way); None in the degenerate case of a
+    vertex's track through another vertex.
 
     Interiors overlap iff the outlines cross or one polygon contains the other. An edge of p and an
     edge of q cross for the t where t * u lies in the parallelogram of their differences (an

@@ -2,8 +2,8 @@
 
 Each particle is warped with the same affine map as its footprint polygon (``PlacedParticle.matrix``)
 and only inside its own bounding-box patch; its soft alpha is cut to the footprint's pixels (all
-footprints rasterised exactly in one pass, ``footprint_masks``), so
-every painted pixel has its centre inside (or on the edge of) the labelled footprint.
+footprints rasterised exactly in one pass, ``footprint_masks``), so every painted pixel has its
+centre inside (or on the edge of) the labelled footprint.
 """
 
 from __future__ import annotations
@@ -88,12 +88,6 @@ def blend(canvas, stack, p: PlacedParticle, template_size, box, inside: np.ndarr
     # outside the footprint keep the background.
     over = cv2.add(fg, cv2.multiply(region, cv2.bitwise_not(alpha), scale=1.0 / 255.0))
     np.copyto(region, over, where=inside)
-
-
-def footprint_pixels(footprint, c0: int, r0: int, size: tuple[int, int]) -> np.ndarray:
-    """uint8 mask (255) of the pixels of the patch at (c0, r0), ``size`` (w, h), whose centres lie
-    in ``footprint`` (see ``footprint_masks``)."""
-    return footprint_masks([footprint], [(c0, r0, c0 + size[0], r0 + size[1])])[0].view(np.uint8) * np.uint8(255)
 
 
 def footprint_masks(footprints: Sequence, boxes: Sequence) -> list[np.ndarray | None]:

@@ -41,7 +41,7 @@ GEOMETRY = settings(max_examples=25, deadline=None, suppress_health_check=[Healt
 # sha256 of the decoded pixels, YOLO labels and annotations.json of
 # generate([write_pattern(...)], count=3, seed=2024, max_particles=60): the plain mode must not change
 # by accident. Re-baselined once, deliberately, when rendering stopped painting outline pixels whose
-# centres lie outside the footprint (render.footprint_pixels); placement and labels were unchanged.
+# centres lie outside the footprint (then render.footprint_pixels); placement and labels were unchanged.
 # Re-baselined a second time, deliberately, when the masks became an exact scanline fill
 # (render.footprint_masks, issue 14): cv2.fillPoly had left out a few pixels whose centres lie
 # inside within ~0.1 px of the outline; 4 pixels of the 3 images changed, labels did not.
