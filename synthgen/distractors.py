@@ -18,6 +18,7 @@ from collections.abc import Iterable
 
 import cv2
 import numpy as np
+import shapely
 from PIL import Image, ImageDraw, ImageFont
 
 from synthgen.realism import DistractorConfig, RealismConfig
@@ -93,11 +94,13 @@ def reserve_info_bar(height: int, rng: np.random.Generator, cfg: RealismConfig) 
 def footprint_mask(height: int, width: int, polygons: Iterable) -> np.ndarray:
     """(height, width) bool mask of the pixels whose centres lie in any of the shapely polygons."""
     mask = np.zeros((height, width), np.uint8)
-    for poly in polygons:
-        geoms = getattr(poly, "geoms", [poly])
-        for g in geoms:
-            xy = np.asarray(g.exterior.coords) - 0.5  # continuous coords: pixel centres at +0.5
-            cv2.fillPoly(mask, [np.round(xy * 16).astype(np.int32)], 1, lineType=cv2.LINE_8, shift=4)
+    parts = shapely.get_parts(np.asarray(list(polygons), dtype=object))
+    # all outlines converted at once; filled one by one (one fillPoly call would leave overlaps empty)
+    xy, ring = shapely.get_coordinates(shapely.get_exterior_ring(parts), return_index=True)
+    points = np.round((xy - 0.5) * 16).astype(np.int32)  # continuous coords: pixel centres at +0.5
+    for pts in np.split(points, np.cumsum(np.bincount(ring, minlength=len(parts)))[:-1]):
+        if len(pts):
+            cv2.fillPoly(mask, [pts], 1, lineType=cv2.LINE_8, shift=4)
     # fillPoly's rounding can miss a boundary pixel; one px of dilation makes the mask conservative.
     return cv2.dilate(mask, np.ones((3, 3), np.uint8)).astype(bool)
 

@@ -555,10 +555,12 @@ def _write_coco_parts(images_f, anns_f, image_id: int, ann_id: int, record: Imag
     (im,) = doc["images"]
     im["id"] = image_id
     images_f.write(("," if image_id > 1 else "") + json.dumps(im, separators=(",", ":")))
-    for ann in doc["annotations"]:
+    anns = doc["annotations"]
+    for ann in anns:
         ann_id += 1
         ann["id"], ann["image_id"] = ann_id, image_id
-        anns_f.write(("," if ann_id > 1 else "") + json.dumps(ann, separators=(",", ":")))
+    if anns:  # one encoder call for the image: a compact list is its items joined by ","
+        anns_f.write(("," if ann_id > len(anns) else "") + json.dumps(anns, separators=(",", ":"))[1:-1])
     return ann_id
 
 

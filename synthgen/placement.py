@@ -24,6 +24,13 @@ Speed (the result is exactly that of a one-attempt-at-a-time loop over the same 
   is only compared with footprints near it and the cost per attempt stays flat as the canvas
   fills; inscribed/enclosing disks settle most pairs, GEOS decides the rest exactly; then each
   survivor is checked, in order, against the particles accepted earlier in the same block.
+
+Agglomerates run one attempt at a time (their random draws depend on earlier outcomes); each
+shortcut only skips work whose outcome is certain, so the result is that of testing every attempt
+with GEOS: without occlusion the doomed-centre raster rejects most uniform attempts at once, a slide
+sure to end in a rejection is skipped, a slide without gap or cover reads its bisection steps from
+overlap intervals computed once (``slide_overlaps``), and a candidate's polygon is built only when
+the disk tests leave the exact GEOS test to decide.
 """
 
 from __future__ import annotations
@@ -229,7 +236,7 @@ def place_particles(
     doomed = np.zeros((-(-height // DOOM_CELL), -(-width // DOOM_CELL)), np.uint8)
     placed: list[PlacedParticle] = []
     polys: list[Polygon] = []
-    centres, r_in, r_out = [], [], []
+    placed_arrays = (np.empty((0, 2)), np.empty(0), np.empty(0))  # centres, r_in, r_out
     tree = None
     failures = 0
     while len(placed) < options.max_particles and failures < options.max_failures:
@@ -251,7 +258,7 @@ def place_particles(
             cands = table.polygons(ti[live], angles[live], scales[live], offsets[live], width, height)
             c_rin, c_rout = table.r_in[ti[live]] * scales[live], table.r_out[ti[live]] * scales[live]
             if tree is not None:
-                ok = ~_blocked(cands, offsets[live], c_rin, c_rout, tree, polys, centres, r_in, r_out, gap)
+                ok = ~_blocked(cands, offsets[live], c_rin, c_rout, tree, placed_arrays, gap)
                 live, cands, c_rin, c_rout = live[ok], cands[ok], c_rin[ok], c_rout[ok]
         fresh: list[tuple] = []  # (polygon, centre, r_in, r_out) accepted in this block, not yet in the tree
         last = -1
@@ -270,13 +277,7 @@ def place_particles(
                 continue
             failures = 0
             fresh.append((cands[k], centre, c_rin[k], c_rout[k]))
-            centres.append(centre)
-            r_in.append(c_rin[k])
-            r_out.append(c_rout[k])
-            radius = (c_rin[k] + r_in_min + gap - DOOM_MARGIN) / DOOM_CELL
-            if radius >= 1:  # cell j's centre is at (j + 0.5) * DOOM_CELL px; cv2 puts it at j
-                at = (round((centre[0] / DOOM_CELL - 0.5) * 16), round((centre[1] / DOOM_CELL - 0.5) * 16))
-                cv2.circle(doomed, at, int(radius * 16), 1, -1, cv2.LINE_8, 4)
+            _doom(doomed, centre, c_rin[k] + r_in_min + gap)
             placed.append(
                 PlacedParticle(
                     class_id=int(class_ids[ti_l[i]]),
@@ -294,7 +295,22 @@ def place_particles(
         if fresh:
             polys.extend(f[0] for f in fresh)
             tree = shapely.STRtree(polys)
+            # the placed centres and radii as arrays for _blocked, extended rather than rebuilt
+            # from the lists each block (which grew with the particle count)
+            placed_arrays = (
+                np.concatenate([placed_arrays[0], [f[1] for f in fresh]]),
+                np.concatenate([placed_arrays[1], [f[2] for f in fresh]]),
+                np.concatenate([placed_arrays[2], [f[3] for f in fresh]]),
+            )
     return placed
+
+
+def _doom(doomed: np.ndarray, centre, reach: float) -> None:
+    """Mark the cells whose centres lie closer than ``reach`` px to ``centre`` (less the margin)."""
+    radius = (reach - DOOM_MARGIN) / DOOM_CELL
+    if radius >= 1:  # cell j's centre is at (j + 0.5) * DOOM_CELL px; cv2 puts it at j
+        at = (round((centre[0] / DOOM_CELL - 0.5) * 16), round((centre[1] / DOOM_CELL - 0.5) * 16))
+        cv2.circle(doomed, at, int(radius * 16), 1, -1, cv2.LINE_8, 4)
 
 
 def block_size(failures: int) -> int:
@@ -302,9 +318,11 @@ def block_size(failures: int) -> int:
     return BATCH * min(16, 1 + failures // BATCH)
 
 
-def _blocked(cands, offsets, c_rin, c_rout, tree, polys, centres, r_in, r_out, gap) -> np.ndarray:
-    """Which candidates overlap (or come within ``gap`` of) a particle in ``tree``: box query,
-    then the disk bounds settle most pairs and GEOS decides only the rest."""
+def _blocked(cands, offsets, c_rin, c_rout, tree, placed_arrays, gap) -> np.ndarray:
+    """Which candidates overlap (or come within ``gap`` of) a particle in ``tree`` (whose centres,
+    r_in and r_out are ``placed_arrays``): box query, then the disk bounds settle most pairs and
+    GEOS decides only the rest."""
+    centres, r_in, r_out = placed_arrays
     out = np.zeros(len(cands), bool)
     boxes = cands
     if gap > 0:  # bounding boxes grown by the gap
@@ -312,15 +330,15 @@ def _blocked(cands, offsets, c_rin, c_rout, tree, polys, centres, r_in, r_out, g
     a, b = tree.query(boxes)
     if not len(a):
         return out
-    d = np.hypot(*(offsets[a] - np.asarray(centres)[b]).T)
-    p_rin, p_rout = np.asarray(r_in)[b], np.asarray(r_out)[b]
+    d = np.hypot(*(offsets[a] - centres[b]).T)
+    p_rin, p_rout = r_in[b], r_out[b]
     sure = d - c_rin[a] - p_rin <= gap
     clear = d - c_rout[a] - p_rout > gap
     out[a[sure]] = True
     amb = ~sure & ~clear
     if amb.any():
         aa, bb = a[amb], b[amb]
-        others = np.asarray(polys, dtype=object)[bb]
+        others = tree.geometries[bb]
         hit = shapely.dwithin(cands[aa], others, gap) if gap > 0 else shapely.intersects(cands[aa], others)
         out[aa[hit]] = True
     return out
@@ -369,26 +387,59 @@ def place_agglomerates(
     gap = 0.0 if options.touching else float(options.min_gap)
     jitter, occ = options.scale_jitter, options.occlusion
     verts = [table.verts[s : s + n] for s, n in zip(table.starts.tolist(), table.lengths.tolist())]
+    table_r_in, table_r_out = table.r_in.tolist(), table.r_out.tolist()
     r_out_max = float(table.r_out.max()) * options.scale_bounds[1]
     grid = _Grid(max(8.0, 2.0 * r_out_max + gap))
+    # Without occlusion, the plain sampler's raster of doomed centres (see place_particles) also
+    # rejects most uniform attempts on a crowded canvas before any distance is computed.
+    containing = np.isfinite(table.r_in)
+    r_in_min = float(table.r_in[containing].min()) * options.scale_bounds[0] if containing.any() else -np.inf
+    doomed = np.zeros((-(-height // DOOM_CELL), -(-width // DOOM_CELL)), np.uint8) if occ == 0 else None
     placed: list[PlacedParticle] = []
     polys: list[Polygon] = []
+    coords: list[np.ndarray] = []  # their closed exteriors, (k + 1, 2)
     areas: list[float] = []
     centres: list[tuple[float, float]] = []
     r_in: list[float] = []
     r_out: list[float] = []
     failures = 0
 
-    def conflicts(poly, centre, rin, rout) -> bool:
-        x0, y0, x1, y1 = poly.bounds
+    def conflicts(xy, bounds, centre, rin, rout) -> Polygon | None:
+        """None if the footprint ``xy`` may not be placed, else its polygon (built only if needed)."""
+        x0, y0, x1, y1 = bounds
+        near = []
         for j in grid.query(x0 - gap, y0 - gap, x1 + gap, y1 + gap):
             d = math.hypot(centre[0] - centres[j][0], centre[1] - centres[j][1])
             if d - rout - r_out[j] > gap:
                 continue
             if d - rin - r_in[j] < gap:  # inscribed disks meet: overlap for sure ...
                 if occ == 0 or _lens_area(d, rin, r_in[j]) > occ * areas[j]:  # ... and too much of it
-                    return True
+                    return None
+            near.append(j)
+        poly = _poly(xy)
+        for j in near:  # the sure rejections above came first, so the exact tests run only for the rest
             if _conflict(poly, polys[j], areas[j], gap, options.touching, occ):
+                return None
+        return poly
+
+    def doomed_slide(ax, ay, ux, uy, d_lo, d_hi, bounds, rin) -> bool:
+        """Whether a particle (``bounds`` about its centre) slid to any distance in [d_lo, d_hi]
+        from the anchor at (ax, ay) along (ux, uy) is sure to be rejected: outside the canvas at
+        both ends on the same side, or with its inscribed disk in that of a placed particle at
+        both ends (disks are convex: then all along)."""
+        lx, ly, hx, hy = bounds
+        ax, ay, bx, by = ax + d_lo * ux, ay + d_lo * uy, ax + d_hi * ux, ay + d_hi * uy
+        if (ax + lx < 0 and bx + lx < 0) or (ay + ly < 0 and by + ly < 0):
+            return True
+        if (ax + hx > width and bx + hx > width) or (ay + hy > height and by + hy > height):
+            return True
+        if rin == -math.inf:
+            return False
+        x0, y0, x1, y1 = min(ax, bx) - r_out_max, min(ay, by) - r_out_max, max(ax, bx) + r_out_max, max(ay, by) + r_out_max
+        for j in grid.query(x0, y0, x1, y1):
+            reach = rin + r_in[j] + gap - 1e-6  # a margin for the rounding of the final centre
+            cx, cy = centres[j]
+            if math.hypot(ax - cx, ay - cy) < reach and math.hypot(bx - cx, by - cy) < reach:
                 return True
         return False
 
@@ -398,49 +449,152 @@ def place_agglomerates(
         scale = (float(rng.uniform(1.0 - jitter, 1.0 + jitter)) if jitter > 0 else 1.0) * options.scale
         if options.log_size is not None:
             scale = float(log_normal_scales(rng, np.array([ti]), options.log_size)[0]) * options.scale
-        u = rng.random(2)
-        rel = verts[ti] @ linear_part(angle, scale).T
-        lo, hi = rel.min(axis=0), rel.max(axis=0)
-        rout = float(table.r_out[ti]) * scale
-        rin = float(table.r_in[ti]) * scale  # -inf: centre outside the footprint
+        u0, u1 = rng.random(2).tolist()
+        # Scalar maths from here on (numpy's on two-element arrays costs more than it computes);
+        # every number is the same as that of the vector expressions it replaces.
+        t = math.radians(angle)  # linear_part(angle, scale)
+        cs, sn = scale * math.cos(t), scale * math.sin(t)
+        rel = verts[ti] @ np.array([[cs, sn], [-sn, cs]])
+        lx, ly = rel.min(axis=0).tolist()
+        hx, hy = rel.max(axis=0).tolist()
+        rout = table_r_out[ti] * scale
+        rin = table_r_in[ti] * scale  # -inf: centre outside the footprint
         if placed and rng.random() < options.cluster_prob:
             k = int(rng.integers(len(placed)))
             theta = rng.uniform(0.0, 2 * math.pi)
             cover = float(rng.uniform(0.0, occ)) if occ > 0 and rng.random() < 0.5 else 0.0
-            direction = np.array([math.cos(theta), math.sin(theta)])
-            anchor = np.asarray(centres[k])
+            ux, uy = math.cos(theta), math.sin(theta)
+            ax, ay = centres[k]
 
             # d_hi: enclosing disks apart, certainly clear; d_lo: inscribed disks overlap, certainly not.
             d_lo = max(0.0, r_in[k] + rin + gap) if cover == 0 else 0.0
             d_hi = r_out[k] + rout + gap + SLIDE_TOL
             tol = SLIDE_TOL if cover == 0 else 0.25  # a drawn cover fraction needs no precise contact
+            # Without a gap or a cover, a step's test is whether the interiors overlap: decided for
+            # every distance at once (slide_overlaps), so the steps cost no polygons.
+            spans = None
+            if gap == 0 and cover == 0:
+                if occ == 0 and doomed_slide(ax, ay, ux, uy, d_lo, d_hi, (lx, ly, hx, hy), rin):
+                    failures += 1  # wherever the slide ends, the attempt fails: skip it
+                    continue
+                spans = slide_overlaps(np.vstack([rel, rel[:1]]) + (ax, ay), (ux, uy), coords[k], d_lo, d_hi)
+                if spans is not None:
+                    near = (spans[0] < d_hi) & (spans[1] > d_lo)  # only these can hold a step
+                    spans = list(zip(spans[0][near].tolist(), spans[1][near].tolist()))
             while d_hi - d_lo > tol:
                 mid = 0.5 * (d_lo + d_hi)
-                q = _poly(rel + anchor + mid * direction)
-                if _conflict(q, polys[k], areas[k], gap, options.touching, cover):
+                if spans is not None:
+                    hit = any(a < mid < b for a, b in spans)
+                else:
+                    xy = rel + (ax, ay) + mid * np.array((ux, uy))
+                    hit = _conflict(_poly(xy), polys[k], areas[k], gap, options.touching, cover)
+                if hit:
                     d_lo = mid
                 else:
                     d_hi = mid
-            centre = anchor + d_hi * direction
+            cx, cy = ax + d_hi * ux, ay + d_hi * uy
         else:
-            centre = -lo + u * (np.array([width, height]) - hi + lo)
-        if (centre + lo < 0).any() or centre[0] + hi[0] > width or centre[1] + hi[1] > height:
+            cx, cy = -lx + u0 * (width - hx + lx), -ly + u1 * (height - hy + ly)
+            if doomed is not None and rin > -math.inf:
+                ix = min(max(int(cx // DOOM_CELL), 0), doomed.shape[1] - 1)
+                iy = min(max(int(cy // DOOM_CELL), 0), doomed.shape[0] - 1)
+                if doomed[iy, ix]:
+                    failures += 1
+                    continue
+        if cx + lx < 0 or cy + ly < 0 or cx + hx > width or cy + hy > height:
             failures += 1
             continue
-        poly = _poly(rel + centre)
-        c = (float(centre[0]), float(centre[1]))
-        if conflicts(poly, c, rin, rout):
+        xy = rel + (cx, cy)
+        c = (cx, cy)
+        # the polygon's bounds, exactly: adding a constant keeps the order of the coordinates
+        bounds = (lx + cx, ly + cy, hx + cx, hy + cy)
+        poly = conflicts(xy, bounds, c, rin, rout)
+        if poly is None:
             failures += 1
             continue
         failures = 0
-        grid.add(len(polys), poly.bounds)
+        grid.add(len(polys), bounds)
         polys.append(poly)
+        coords.append(np.vstack([xy, xy[:1]]))
         areas.append(poly.area)
         centres.append(c)
         r_in.append(rin)
         r_out.append(rout)
+        if doomed is not None:
+            _doom(doomed, c, rin + r_in_min + gap)
         placed.append(PlacedParticle(int(class_ids[ti]), ti, angle, scale, poly, c))
     return placed
+
+
+def slide_overlaps(p: np.ndarray, u: np.ndarray, q: np.ndarray, t_lo: float, t_hi: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """(lo, hi): open intervals of t which, within [t_lo, t_hi], together make up the distances at
+    which polygon ``p`` (closed exterior (k + 1, 2), last vertex = first) moved by t * ``u`` (a unit
+    vector) and polygon ``q`` (closed too) have overlapping interiors, up to the t where they only
+    touch (a finite set, where the answer may go either way); None in the degenerate case of a
+    vertex's track through another vertex.
+
+    Interiors overlap iff the outlines cross or one polygon contains the other. An edge of p and an
+    edge of q cross for the t where t * u lies in the parallelogram of their differences (an
+    interval; parallel edges can only touch); only pairs whose extents across the track overlap,
+    and along it within [t_lo, t_hi], are solved. Containment holds where a vertex of p lies
+    inside q or one of q inside p: on the spans between the pairs of crossings of its track with
+    the other's outline (even-odd)."""
+    ux, uy = float(u[0]), float(u[1])
+    pa, pb = p[:-1], p[1:]
+    qa, qb = q[:-1], q[1:]
+    parts_lo, parts_hi = [], []
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # extents across (n) and along (u) the track; moving p changes only the latter, by t
+        pn, qn = p[:, 1] * ux - p[:, 0] * uy, q[:, 1] * ux - q[:, 0] * uy
+        pu, qu = p[:, 0] * ux + p[:, 1] * uy, q[:, 0] * ux + q[:, 1] * uy
+        pn_lo, pn_hi = np.minimum(pn[:-1], pn[1:]), np.maximum(pn[:-1], pn[1:])
+        qn_lo, qn_hi = np.minimum(qn[:-1], qn[1:]), np.maximum(qn[:-1], qn[1:])
+        pu_lo, pu_hi = np.minimum(pu[:-1], pu[1:]) + t_lo, np.maximum(pu[:-1], pu[1:]) + t_hi
+        qu_lo, qu_hi = np.minimum(qu[:-1], qu[1:]), np.maximum(qu[:-1], qu[1:])
+        near = (
+            (pn_lo[:, None] <= qn_hi[None, :])
+            & (pn_hi[:, None] >= qn_lo[None, :])
+            & (pu_lo[:, None] <= qu_hi[None, :])
+            & (pu_hi[:, None] >= qu_lo[None, :])
+        )
+        i, j = np.nonzero(near)
+        if len(i):
+            # t * u = o + lam * e1 + mu * e2 with lam, mu in [0, 1], by Cramer's rule per pair
+            o = qa[j] - pa[i]
+            e1 = qb[j] - qa[j]
+            e2 = pa[i] - pb[i]
+            inv = 1.0 / (e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0])
+            lo, hi = np.full(len(i), -np.inf), np.full(len(i), np.inf)
+            for e, sign in ((e2, 1.0), (e1, -1.0)):
+                # lam = cross(t u - o, e2) / det, mu = -cross(t u - o, e1) / det: alpha * t + beta
+                alpha = sign * (ux * e[:, 1] - uy * e[:, 0]) * inv
+                beta = -sign * (o[:, 0] * e[:, 1] - o[:, 1] * e[:, 0]) * inv
+                a0, a1 = -beta / alpha, (1.0 - beta) / alpha
+                still = alpha == 0  # constant along the track: always in (0, 1) or never
+                never = still & ~((beta > 0) & (beta < 1))
+                lo = np.maximum(lo, np.where(still, np.where(never, np.inf, -np.inf), np.minimum(a0, a1)))
+                hi = np.minimum(hi, np.where(still, np.where(never, -np.inf, np.inf), np.maximum(a0, a1)))
+            ok = lo < hi  # NaN (parallel edges: inv infinite) compares False
+            parts_lo.append(lo[ok])
+            parts_hi.append(hi[ok])
+        for v, a, b, sign in ((p[0], qa, qb, 1.0), (q[0], pa, pb, -1.0)):
+            ts = _track_crossings(v, sign * ux, sign * uy, a, b)
+            if len(ts) % 2:  # the track passes exactly through a vertex: let GEOS decide instead
+                return None
+            parts_lo.append(ts[0::2])
+            parts_hi.append(ts[1::2])
+    return np.concatenate(parts_lo), np.concatenate(parts_hi)
+
+
+def _track_crossings(v, ux: float, uy: float, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Sorted t at which the point v + t * (ux, uy) crosses the edges a[i] -> b[i] (each edge
+    half-open, so a vertex on the track counts once). Call under np.errstate(divide/invalid)."""
+    e = b - a
+    w = a - v
+    den = ux * e[:, 1] - uy * e[:, 0]
+    t = (w[:, 0] * e[:, 1] - w[:, 1] * e[:, 0]) / den
+    s = (w[:, 0] * uy - w[:, 1] * ux) / den
+    return np.sort(t[(den != 0) & (s >= 0) & (s < 1)])
 
 
 def _lens_area(d: float, r1: float, r2: float) -> float:
@@ -489,9 +643,15 @@ class _Grid:
             self.cells.setdefault(key, []).append(index)
 
     def query(self, x0, y0, x1, y1) -> list[int]:
+        """Indices of the boxes sharing a cell with this box, in increasing order."""
+        c, cells = self.cell, self.cells
+        i0, i1, j0, j1 = int(x0 // c), int(x1 // c), int(y0 // c), int(y1 // c)
+        if i0 == i1 and j0 == j1:  # one cell: its list is in the order of adding, increasing
+            return list(cells.get((i0, j0), ()))
         found = set()
-        for key in self._keys(x0, y0, x1, y1):
-            found.update(self.cells.get(key, ()))
+        for i in range(i0, i1 + 1):
+            for j in range(j0, j1 + 1):
+                found.update(cells.get((i, j), ()))
         return sorted(found)
 
 

@@ -14,7 +14,7 @@ from shapely.geometry import Polygon
 
 from synthgen.labels import clipped_box, yolo_lines
 from synthgen.placement import PlacementOptions, ShapeTable, linear_part, place_particles
-from synthgen.render import paste, render
+from synthgen.render import footprint_masks, paste, patch_box, patch_boxes, render
 from synthgen.templates import make_template, premultiplied
 
 GEOMETRY = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -166,6 +166,25 @@ def test_yolo_boxes_are_tight_inside_and_cover_rendered_pixels(templates, width,
         assert (cols + 0.5 >= x0).all() and (cols + 0.5 <= x1).all() and (rows + 0.5 >= y0).all() and (rows + 0.5 <= y1).all()
         # ... and the painted area matches the footprint's.
         assert abs(len(rows) - p.footprint.area) <= 0.25 * p.footprint.area + p.footprint.length / 2
+
+
+@GEOMETRY
+@given(templates_st, st.integers(60, 160), st.integers(60, 160), st.integers(0, 2**32 - 1))
+def test_footprint_masks_are_the_pixel_centres_inside(templates, width, height, seed):
+    """All footprints of a canvas in one pass: a mask pixel is one whose centre lies in (or, within
+    rounding, on) its footprint, and every centre clearly inside is in the mask."""
+    placed = place(templates, width, height, seed, PlacementOptions(max_particles=25, max_failures=30))
+    boxes = [patch_box(p.footprint.bounds, width, height) for p in placed]
+    assert patch_boxes([p.footprint for p in placed], width, height) == boxes
+    masks = footprint_masks([p.footprint for p in placed], boxes)
+    for p, (c0, r0, c1, r1), mask in zip(placed, boxes, masks):
+        assert mask.shape == (r1 - r0, c1 - c0) and mask.dtype == bool
+        rows, cols = np.mgrid[r0:r1, c0:c1]
+        centres = shapely.points(cols + 0.5, rows + 0.5)
+        near = shapely.distance(p.footprint.exterior, centres) < 1e-9
+        inside = shapely.intersects(p.footprint, centres)
+        assert (mask == inside)[~near].all()
+    assert footprint_masks([], []) == [] and footprint_masks([Polygon([(0, 0), (1, 0), (0, 1)])], [None]) == [None]
 
 
 def test_render_background_and_particles():
