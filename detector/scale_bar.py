@@ -34,8 +34,10 @@ _ROUND_MANTISSAS = (1, 1.5, 2, 2.5, 3, 4, 5, 6, 8)
 NM_PER_PX_RANGE = (1e-3, 1e4)  # electron/probe micrographs: 1 pm to 10 µm per pixel; outside is a misread
 _LETTER_PX = 32  # Tesseract reads letters about this tall best
 _OCR_ZOOMS = (1.0, 0.67)  # relative to the zoom that brings the label's letters to _LETTER_PX (then a smaller one)
+_BLOCK_ZOOMS = _OCR_ZOOMS[:1]  # the whole-window read is the slow fallback: one zoom
 _LINE_LETTER_PX = (32, 48, 24)  # letter heights a text line is OCR'd at, in turn
-_MAX_LINES = 2  # text lines nearest a bar that are OCR'd
+_MAX_LINES = 2
+_MAX_MID_BARS = 2  # mid-grey bar candidates read besides the white and black ones  # text lines nearest a bar that are OCR'd
 # a number (not the tail of one: ".5 µm" is a cut "2.5 µm"), then a length unit; OCR reads µ as u or a Greek mu
 _LABEL = re.compile(r"(?<![\d.,])(\d+(?:[.,]\d+)?)\s*(nm|nrn|nir|[uµμ]m|mm|pm|Å)(?![a-z])", re.IGNORECASE)
 _LONE_ONE = re.compile(r"(?<![\w.])[Il|Tt]\s*([uµμ]m|nm)\b")  # OCR reads a lone "1" as I, l, | or T
@@ -87,7 +89,7 @@ def parse_scale_label(text: str) -> list[tuple[str, float, int]]:
 
 
 def find_bars(gray: np.ndarray) -> list[ScaleBar]:
-    """Scale-bar candidates in a uint8 grey image, longest first.
+    """Scale-bar candidates in a uint8 grey image: white or black ones longest first, then mid-grey ones.
 
     A horizontal opening keeps only runs of bar colour at least the shortest bar long: letters touching
     the bar and end ticks fall away, the bar stays a solid rectangle (its ticks sit at its ends, so the
@@ -117,7 +119,9 @@ def find_bars(gray: np.ndarray) -> list[ScaleBar]:
             bar = ScaleBar(x, y, x + bw, y + bh, bright, None, thr)
             if not any(_same_bar(bar, b) for b in bars):  # a mid-grey mask finds the extreme bars again
                 bars.append(bar)
-    return sorted(_joined(bars), key=lambda b: -b.length)
+    # the extreme greys first: a mid-grey mask also cuts stripes out of image content, which should not
+    # push a real white or black bar out of the few candidates read
+    return sorted(_joined(bars), key=lambda b: (b.threshold not in (_BRIGHT, _DARK), -b.length))
 
 
 def _same_bar(a: ScaleBar, b: ScaleBar) -> bool:
@@ -228,11 +232,12 @@ def _local_ground(gray: np.ndarray, bar: ScaleBar) -> float:
     return float(np.median(band[~inside]))
 
 
-def text_lines(text: np.ndarray) -> list[tuple[int, int, int, int, float]]:
+def text_lines(text: np.ndarray, inner: tuple[bool, bool, bool, bool] = (True, True, True, True)) -> list[tuple[int, int, int, int, float]]:
     """Lines of letter-like parts in a binary crop, as (x0, y0, x1, y1, letter height), in no order.
 
-    A letter: a connected part not cut by the crop's edge (image content running out of the window is
-    not text), 5 px or more tall, at most 8 times wider than tall (letters run together in a blurred
+    A letter: a connected part not cut by an edge of the crop that lies inside the image (`inner`: left,
+    top, right, bottom; image content running out of the window is not text, a label at the image's
+    border is), 5 px or more tall, at most 8 times wider than tall (letters run together in a blurred
     label). Letters of similar height whose rows overlap and whose gaps are under 1.5 letter heights form a
     line; a line has two parts or more. Dots and thin strokes in the line's box go with it (the crop is
     cut from the grey image)."""
@@ -242,7 +247,8 @@ def text_lines(text: np.ndarray) -> list[tuple[int, int, int, int, float]]:
     n, _, stats, _ = cv2.connectedComponentsWithStats(text.astype(np.uint8), connectivity=8)
     parts = []
     for x, y, bw, bh, area in (tuple(int(v) for v in stats[k]) for k in range(1, n)):
-        if x > 0 and y > 0 and x + bw < w and y + bh < h and bh >= 5 and area >= 10 and bw <= 8 * bh and bh <= 0.6 * h:
+        cut = (inner[0] and x == 0) or (inner[1] and y == 0) or (inner[2] and x + bw == w) or (inner[3] and y + bh == h)
+        if not cut and bh >= 5 and area >= 10 and bw <= 8 * bh and bh <= 0.6 * h:
             parts.append((x, y, bw, bh))
     lines: list[list] = []  # [x0, y0, x1, y1, heights]
     for x, y, bw, bh in sorted(parts):
@@ -325,12 +331,21 @@ def _usable(labels: list, bar: ScaleBar) -> list:
 
 
 def scale_bar_readings(gray: np.ndarray, ocr=tesseract_ocr, max_bars: int = 4, ocr_line=tesseract_line) -> list[ScaleReading]:
-    """A reading for every bar candidate (longest first, at most `max_bars`) with a label next to it.
+    """A reading for every bar candidate with a label next to it: the longest `max_bars` white or black
+    ones; when none has a label, the longest `_MAX_MID_BARS` mid-grey ones.
 
     The label is looked for first as a text line near the bar (`text_lines`, nearest first, each OCR'd
     on its own at a few letter sizes); then, when no line reads, the whole window is OCR'd as a block."""
+    bars = find_bars(gray)
+    extreme = [b for b in bars if b.threshold in (_BRIGHT, _DARK)]
+    out = _readings(gray, extreme[:max_bars], ocr, ocr_line)
+    # mid-grey candidates only when no white or black bar has a label: strokes of a noisy label pass a mid mask
+    return out or _readings(gray, [b for b in bars if b not in extreme][:_MAX_MID_BARS], ocr, ocr_line)
+
+
+def _readings(gray: np.ndarray, bars: list[ScaleBar], ocr, ocr_line) -> list[ScaleReading]:
     out = []
-    for bar in find_bars(gray)[:max_bars]:
+    for bar in bars:
         if any(r.bar.gap and r.bar.x0 <= bar.x0 and bar.x1 <= r.bar.x1 and abs(r.bar.y0 - bar.y0) <= 1 for r in out):
             continue  # a piece of a split line already read whole
         x0, y0, x1, y1 = label_window(gray, bar)
@@ -342,12 +357,13 @@ def scale_bar_readings(gray: np.ndarray, ocr=tesseract_ocr, max_bars: int = 4, o
         rows = slice(max(0, bar.y0 - y0 - 2), bar.y1 - y0 + 2)
         for a, b in ([(bar.x0, bar.gap[0]), (bar.gap[1], bar.x1)] if bar.gap else [(bar.x0, bar.x1)]):
             crop[rows, max(0, a - x0 - 2) : b - x0 + 2] = ground
-        reading = _read_lines(crop, bar, (bar.x0 - x0, bar.y0 - y0, bar.x1 - x0, bar.y1 - y0), level, ground, ocr_line)
-        if reading is None:
+        bar_box, inner = (bar.x0 - x0, bar.y0 - y0, bar.x1 - x0, bar.y1 - y0), (x0 > 0, y0 > 0, x1 < gray.shape[1], y1 < gray.shape[0])
+        reading, lines = _read_lines(crop, bar, bar_box, inner, level, ground, ocr_line)
+        if reading is None and lines:  # no text line near the bar: no label for the block read either
             crop = gray[y0:y1, x0:x1].copy()
             for a, b in ([(bar.x0, bar.gap[0]), (bar.gap[1], bar.x1)] if bar.gap else [(bar.x0, bar.x1)]):
                 crop[rows, max(0, a - x0 - 2) : b - x0 + 2] = np.median(crop)
-            for same, zoom in ((same, zoom) for same in (True, False) for zoom in _OCR_ZOOMS):
+            for same, zoom in ((same, zoom) for same in (True, False) for zoom in _BLOCK_ZOOMS):
                 labels = _usable(parse_scale_label(ocr(_prepared(crop, level, same, zoom))), bar)
                 if labels:
                     label, nm, _ = labels[0]
@@ -358,21 +374,24 @@ def scale_bar_readings(gray: np.ndarray, ocr=tesseract_ocr, max_bars: int = 4, o
     return out
 
 
-def _read_lines(crop, bar: ScaleBar, bar_box, level: float, ground: float, ocr_line) -> ScaleReading | None:
-    """The first label read from the text lines nearest the bar: text of the bar's grey, then of the
-    opposite extreme (a white bar over black text), each thresholded halfway to the bar's ground."""
+def _read_lines(crop, bar: ScaleBar, bar_box, inner, level: float, ground: float, ocr_line) -> tuple[ScaleReading | None, int]:
+    """The first label read from the text lines nearest the bar (and how many lines were tried): text of
+    the bar's grey, then of the opposite extreme (a white bar over black text), each thresholded halfway
+    to the bar's ground. The nearest line is tried at every letter size, the next at the first only."""
+    tried = 0
     for same in (True, False):
         bright_text = (level > ground) == same
         text_level = level if same else (0.0 if level > ground else 255.0)
         thr = (text_level + ground) / 2
         mask = crop >= thr if bright_text else crop <= thr
-        for line in _nearest_lines(text_lines(mask), bar_box)[:_MAX_LINES]:
-            for letter_px in _LINE_LETTER_PX:
+        for i, line in enumerate(_nearest_lines(text_lines(mask, inner), bar_box)[:_MAX_LINES]):
+            tried += 1
+            for letter_px in _LINE_LETTER_PX if i == 0 else _LINE_LETTER_PX[:1]:
                 labels = _usable(parse_scale_label(ocr_line(_line_image(crop, line, thr, bright_text, letter_px))), bar)
                 if labels:
                     label, nm, _ = labels[0]
-                    return ScaleReading(nm / bar.length, bar, label, nm)
-    return None
+                    return ScaleReading(nm / bar.length, bar, label, nm), tried
+    return None, tried
 
 
 def choose_reading(readings: list[ScaleReading]) -> tuple[ScaleReading | None, str | None]:
