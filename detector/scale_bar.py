@@ -354,6 +354,8 @@ def _readings(gray: np.ndarray, bars: list[ScaleBar], ocr, ocr_line) -> list[Sca
         crop = gray[y0:y1, x0:x1].copy()
         # the bar (and its anti-aliased rim) would read as a dash or a "|"
         ground = _local_ground(gray, bar)
+        if _continues(gray, bar, level, ground):
+            continue
         rows = slice(max(0, bar.y0 - y0 - 2), bar.y1 - y0 + 2)
         for a, b in ([(bar.x0, bar.gap[0]), (bar.gap[1], bar.x1)] if bar.gap else [(bar.x0, bar.x1)]):
             crop[rows, max(0, a - x0 - 2) : b - x0 + 2] = ground
@@ -372,6 +374,18 @@ def _readings(gray: np.ndarray, bars: list[ScaleBar], ocr, ocr_line) -> list[Sca
         if reading is not None:
             out.append(reading)
     return out
+
+
+def _continues(gray: np.ndarray, bar: ScaleBar, level: float, ground: float) -> bool:
+    """The bar's line goes on, as thin as the bar, past a gap on one side: one piece of a split
+    ``|-- label --|`` line whose other piece was not found, so its length is not the scale's."""
+    h, w = gray.shape
+    like = np.abs(gray.astype(np.float32) - level) < 0.5 * abs(level - ground)
+    mid, above, below = (bar.y0 + bar.y1) // 2, max(0, bar.y0 - 2), min(h - 1, bar.y1 + 1)
+    thin = like[mid] & ~like[above] & ~like[below]
+    reach = 2 * bar.length  # the label's gap may be as long as the piece
+    left, right = thin[max(0, bar.x0 - reach) : max(0, bar.x0 - 3)], thin[min(w, bar.x1 + 3) : bar.x1 + reach]
+    return max(_longest_run(left), _longest_run(right)) >= 0.3 * bar.length
 
 
 def _read_lines(crop, bar: ScaleBar, bar_box, inner, level: float, ground: float, ocr_line) -> tuple[ScaleReading | None, int]:

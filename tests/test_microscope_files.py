@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from detector.cli import app
 from detector.measure import particle_heights
 from detector.predict import image_for_model
-from detector.scale_bar import find_bars, ocr_available, parse_scale_label, read_scale_bar, resolve_scale, text_lines
+from detector.scale_bar import find_bars, ocr_available, parse_scale_label, read_scale_bar, resolve_scale, scale_bar_readings, text_lines
 from synthgen.annotations import Detections
 from synthgen.readers import Micrograph, read_micrograph
 from conftest import grid_micrograph
@@ -121,6 +121,17 @@ def test_find_bars_finds_a_mid_grey_info_bar_line():
     bars = [b for b in find_bars(img) if b.y0 >= 256]
     assert any(abs(b.length - 200) <= 2 and b.gap for b in bars)  # the two pieces joined across the label
     assert all(b.y1 - b.y0 >= 2 for b in bars if b.threshold == 128)  # 1-px mid-grey rims are no bars
+
+
+def test_a_piece_of_a_split_line_gives_no_scale():
+    # |---- 2 um --------| with pieces too unequal to be joined: each piece alone is not the scale's length
+    img = particles()
+    img[236:238, 40:100] = 255
+    img[236:238, 160:280] = 255
+    cv2.putText(img, "2 um", (108, 242), cv2.FONT_HERSHEY_SIMPLEX, 0.45, 255, 1)
+    assert sorted(b.length for b in find_bars(img)) == pytest.approx([60, 120], abs=2)
+    always = lambda _img: "2 um"  # noqa: E731 - an OCR that reads the label every time
+    assert scale_bar_readings(img, ocr=always, ocr_line=always) == []
 
 
 def test_find_bars_measures_a_drawn_bar_and_ignores_particles():
