@@ -1,9 +1,12 @@
 """Pixel size from the scale bar drawn on a micrograph, and the choice of each image's scale.
 
 The bar: a solid horizontal bar of one extreme grey (white or black), 4 to 60 % of the image wide,
-at least 4 times longer than thick, allowing end ticks (``|----|``). Its label, read by OCR
-(Tesseract through pytesseract) in a window around the bar, is a number and a length unit ("200 nm",
-"1 µm", "3.0 um"); the label nearest the bar wins. nm per px = label length / bar length in px.
+at least 2.5 times longer than thick, allowing end ticks (``|----|``) and a label in a gap of the line;
+when no white or black bar has a label, mid-grey bars 2 px or thicker (the hairline of a dark vendor
+info bar). A piece of a split line whose other piece was not found is no bar. Its label is a number
+and a length unit ("200 nm", "1 µm", "3.0 um"): text lines are found near the bar (letter-like parts
+on the bar's own ground), the nearest OCR'd one by one (Tesseract through pytesseract); the whole
+window as a block is the fallback. nm per px = label length / bar length in px.
 No bar, no OCR engine, or no readable label next to a bar: no scale (never a guess).
 
 Each image's scale (`resolve_scale`): the file's metadata first; else the scale bar (with a warning
