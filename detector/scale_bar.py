@@ -100,7 +100,7 @@ def find_bars(gray: np.ndarray) -> list[ScaleBar]:
     import cv2
 
     h, w = gray.shape
-    min_len = int(max(_MIN_BAR_PX, _MIN_BAR_FRACTION * w))
+    min_len = int(max(_MIN_BAR_PX, _MIN_BAR_FRACTION * w)) | 1  # odd: an even kernel shifts the opened bar 1 px
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (min_len, 1))
     bars: list[ScaleBar] = []
     for bright, thr in _BAR_THRESHOLDS:

@@ -10,6 +10,8 @@ import cv2
 import numpy as np
 import pytest
 import tifffile
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from detector.cli import app
@@ -132,6 +134,18 @@ def test_a_piece_of_a_split_line_gives_no_scale():
     assert sorted(b.length for b in find_bars(img)) == pytest.approx([60, 120], abs=2)
     always = lambda _img: "2 um"  # noqa: E731 - an OCR that reads the label every time
     assert scale_bar_readings(img, ocr=always, ocr_line=always) == []
+
+
+@settings(max_examples=30, deadline=None)
+@given(length=st.integers(20, 180), thick=st.integers(2, 8), x=st.integers(5, 100), y=st.integers(20, 220),
+       grey=st.sampled_from([(255, 30), (150, 40), (0, 220)]))
+@example(length=20, thick=2, x=5, y=20, grey=(255, 30))  # an even opening kernel put x0 one px right
+def test_find_bars_measures_bars_of_any_size_place_and_grey(length, thick, x, y, grey):
+    bar, ground = grey  # white on dark, a mid-grey hairline on a dark strip, black on light
+    img = np.full((256, 320), ground, np.uint8)
+    img[y : y + thick, x : x + length] = bar
+    bars = find_bars(img)
+    assert bars and (bars[0].x0, bars[0].length, bars[0].y1 - bars[0].y0) == (x, length, thick)
 
 
 def test_find_bars_measures_a_drawn_bar_and_ignores_particles():
