@@ -10,12 +10,14 @@ import cv2
 import numpy as np
 import pytest
 import tifffile
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from detector.cli import app
 from detector.measure import particle_heights
 from detector.predict import image_for_model
-from detector.scale_bar import find_bars, ocr_available, parse_scale_label, read_scale_bar, resolve_scale
+from detector.scale_bar import find_bars, ocr_available, parse_scale_label, read_scale_bar, resolve_scale, scale_bar_readings, text_lines
 from synthgen.annotations import Detections
 from synthgen.readers import Micrograph, read_micrograph
 from conftest import grid_micrograph
@@ -42,6 +44,44 @@ def with_scale_bar(img: np.ndarray, length: int, label: str, x: int = 20, y: int
     return np.asarray(im).copy()
 
 
+def _text(draw, xy, label: str, fill: int, size: int = 18) -> None:
+    from PIL import ImageFont
+
+    draw.text(xy, label, fill=fill, font=ImageFont.load_default(size=size))
+
+
+def with_boxed_bar(img: np.ndarray, length: int, label: str) -> np.ndarray:
+    """A black bar and its label beside it in a light box in the lower right (the box, not the image, is
+    the bar's ground; image content as dark as the bar lies next to the box)."""
+    from PIL import Image, ImageDraw
+
+    h, w = img.shape
+    im = Image.fromarray(img)
+    draw = ImageDraw.Draw(im)
+    draw.rectangle([w - length - 90, h - 34, w - 6, h - 6], fill=205)
+    draw.rectangle([w - length - 82, h - 22, w - 83, h - 19], fill=10)
+    _text(draw, (w - 76, h - 31), label, 10)
+    return np.asarray(im).copy()
+
+
+def with_info_bar_line(img: np.ndarray, length: int, label: str) -> np.ndarray:
+    """A dark info strip under the image with a mid-grey 2-px line ``|--- label ---|`` (FEI style):
+    end ticks, the label in a gap in the middle of the line."""
+    from PIL import Image, ImageDraw
+
+    strip = Image.fromarray(np.full((30, img.shape[1]), 40, np.uint8))
+    draw = ImageDraw.Draw(strip)
+    x0, y = 60, 15
+    draw.rectangle([x0, y, x0 + length - 1, y + 1], fill=150)
+    for x in (x0, x0 + length - 2):
+        draw.rectangle([x, y - 6, x + 1, y + 7], fill=150)
+    tw = 60
+    mid = x0 + length // 2
+    draw.rectangle([mid - tw // 2, y - 1, mid + tw // 2, y + 2], fill=40)
+    _text(draw, (mid - tw // 2 + 4, y - 12), label, 210, 16)
+    return np.vstack([img, np.asarray(strip)])
+
+
 def rows_of(path) -> list[dict]:
     with path.open() as f:
         return list(csv.DictReader(f))
@@ -55,6 +95,57 @@ def test_parse_scale_label():
     assert parse_scale_label("1 µm")[0][1] == 1000.0 and parse_scale_label("3.0 um")[0][1] == 3000.0
     assert parse_scale_label("2,5 μm")[0][1] == 2500.0 and parse_scale_label("500nm")[0][1] == 500.0
     assert parse_scale_label("WD 5.1 mmHg") == [] and parse_scale_label("no number") == []
+
+
+def test_parse_scale_label_refuses_the_tail_of_a_number():
+    # "2.5 µm" with its "2" cut off must not become 5 µm, nor "1.5" become 5
+    assert parse_scale_label(".5 µm") == [] and parse_scale_label("x.5 nm") == []
+    assert parse_scale_label("2.5 µm")[0][1] == 2500.0
+
+
+def test_text_lines_finds_a_label_and_refuses_one_with_a_blob_at_its_start():
+    mask = np.zeros((80, 200), np.uint8)
+    cv2.putText(mask, "200 nm", (40, 50), cv2.FONT_HERSHEY_SIMPLEX, 0.8, 1, 2)
+    lines = text_lines(mask)
+    assert len(lines) == 1
+    x0, y0, x1, y1, lh = lines[0]
+    assert 35 <= x0 <= 45 and 125 <= x1 <= 145 and 8 <= lh <= 20
+    blob = mask.copy()
+    blob[15:60, 10:36] = 1  # a digit merged with noise (too big for a letter) right before the line: its start is uncertain
+    assert text_lines(blob) == []
+    edge = np.zeros_like(mask)  # image content running out of the window is no letter
+    edge[30:60, 0:12] = 1
+    assert text_lines(edge) == [] and text_lines(np.zeros_like(mask)) == []
+
+
+def test_find_bars_finds_a_mid_grey_info_bar_line():
+    img = with_info_bar_line(particles(), 200, "200 nm")
+    bars = [b for b in find_bars(img) if b.y0 >= 256]
+    assert any(abs(b.length - 200) <= 2 and b.gap for b in bars)  # the two pieces joined across the label
+    assert all(b.y1 - b.y0 >= 2 for b in bars if b.threshold == 128)  # 1-px mid-grey rims are no bars
+
+
+def test_a_piece_of_a_split_line_gives_no_scale():
+    # |---- 2 um --------| with pieces too unequal to be joined: each piece alone is not the scale's length
+    img = particles()
+    img[236:238, 40:100] = 255
+    img[236:238, 160:280] = 255
+    cv2.putText(img, "2 um", (108, 242), cv2.FONT_HERSHEY_SIMPLEX, 0.45, 255, 1)
+    assert sorted(b.length for b in find_bars(img)) == pytest.approx([60, 120], abs=2)
+    always = lambda _img: "2 um"  # noqa: E731 - an OCR that reads the label every time
+    assert scale_bar_readings(img, ocr=always, ocr_line=always) == []
+
+
+@settings(max_examples=30, deadline=None)
+@given(length=st.integers(20, 180), thick=st.integers(2, 8), x=st.integers(5, 100), y=st.integers(20, 220),
+       grey=st.sampled_from([(255, 30), (150, 40), (0, 220)]))
+@example(length=20, thick=2, x=5, y=20, grey=(255, 30))  # an even opening kernel put x0 one px right
+def test_find_bars_measures_bars_of_any_size_place_and_grey(length, thick, x, y, grey):
+    bar, ground = grey  # white on dark, a mid-grey hairline on a dark strip, black on light
+    img = np.full((256, 320), ground, np.uint8)
+    img[y : y + thick, x : x + length] = bar
+    bars = find_bars(img)
+    assert bars and (bars[0].x0, bars[0].length, bars[0].y1 - bars[0].y0) == (x, length, thick)
 
 
 def test_find_bars_measures_a_drawn_bar_and_ignores_particles():
@@ -104,6 +195,43 @@ def test_read_drawn_scale_bar(length, label, nm):
     reading = read_scale_bar(with_scale_bar(particles(), length, label))
     assert reading is not None and reading.bar.length == length
     assert reading.nm_per_px == pytest.approx(nm / length, rel=0.02)
+
+
+@needs_ocr
+def test_read_a_black_bar_in_a_light_label_box():
+    reading = read_scale_bar(with_boxed_bar(particles(), 80, "500 nm"))
+    assert reading is not None and reading.bar.length == 80 and not reading.bar.bright
+    assert reading.nm_per_px == pytest.approx(500 / 80, rel=0.02)
+
+
+@needs_ocr
+def test_read_a_grey_line_in_a_dark_info_bar():
+    reading = read_scale_bar(with_info_bar_line(particles(), 200, "200 nm"))
+    assert reading is not None and reading.nm_per_px == pytest.approx(1.0, rel=0.02)
+
+
+@needs_ocr
+def test_read_a_label_on_a_speckled_ground():
+    img = with_scale_bar(particles(), 120, "50 nm", size=26)
+    rng = np.random.default_rng(1)
+    img = np.clip(img.astype(float) + rng.normal(0, 30, img.shape), 0, 255).astype(np.uint8)
+    reading = read_scale_bar(img)
+    assert reading is None or reading.nm_per_px == pytest.approx(50 / 120, rel=0.02)  # never a wrong number
+    assert reading is not None
+
+
+@needs_ocr
+def test_read_a_label_that_touches_the_image_border():
+    from PIL import Image, ImageDraw, ImageFont
+
+    im = Image.fromarray(particles())
+    draw = ImageDraw.Draw(im)
+    draw.rectangle([0, 220, 319, 255], fill=25)
+    draw.rectangle([20, 226, 119, 231], fill=255)  # the bar near the bottom, its label below it
+    bottom = ImageFont.load_default(size=22).getbbox("500 nm")[3]
+    _text(draw, (30, 256 - bottom), "500 nm", 255, 22)  # its letters end on the image's last row
+    reading = read_scale_bar(np.asarray(im).copy())
+    assert reading is not None and reading.nm_per_px == pytest.approx(5.0, rel=0.02)
 
 
 @needs_ocr
