@@ -9,8 +9,14 @@ rectangle's sides (the square face seen from above, any rotation); a quasi-spher
 equivalent circular diameter ECD = sqrt(4 * area / pi).
 
 Mask sources: a segmentation model's outlines (``model``), or for a box-only detector a classical
-segmentation inside each detected box (``threshold``: Otsu on the box with a margin, polarity from the
-box's border against its centre, holes filled, the largest part overlapping the box centre).
+segmentation inside each detected box (``threshold``: Otsu on the box with a margin splits particle
+from background, the outline runs at EDGE_LEVEL of the step between their medians, touching neighbours
+are split by a marker watershed from the detected boxes' centres, holes filled, the part at the box
+centre kept; polarity from the box's border against its centre).
+
+Outlines and pixels: ``synthgen.instance_masks.rasterize`` marks exactly the pixels whose centres an
+outline holds, so an outline through the boundary pixels' centres and one along the pixel edges give
+the same pixels; measured and true sizes are both pixel counts of masks.
 """
 
 from __future__ import annotations
@@ -116,7 +122,10 @@ def measure_detections(det: Detections, width: int, height: int) -> list[Measure
 # ------------------------------------------------------------------ masks for box-only detectors
 
 
-EDGE_LEVEL = 0.15  # where an outline runs between background (0) and particle (1); see threshold_mask
+# Where a threshold outline runs between background (0) and particle (1): the median level of the
+# expert outlines of ../shared/data/real-sem/spheres-train (548 particles inside their labelled
+# boxes; a training split, never scored). Expert masks run at the foot of the edge, not at half height.
+EDGE_LEVEL = 0.17
 NEIGHBOUR_CONF = 0.25  # detections this confident claim their pixels against a neighbour's box
 
 
@@ -134,8 +143,9 @@ def threshold_mask(
 
     Polarity: the particle is whichever of bright/dark its centre is against the margin ring around
     the box. Otsu's threshold splits the box into particle and background; the outline then runs at
-    `level` of the way from the background's median (box and margin) to the particle's (0.5: the
-    half-height of a blurred step; lower: nearer the foot of the edge). Touching particles: the
+    `level` of the way from the background's median (in the margin ring, at least 3 px wide, so past a
+    blurred edge) to the particle's median in the box (0.5: the half-height of a blurred step; the
+    default EDGE_LEVEL: near its foot, where expert outlines run). Touching particles: the
     particle side is flooded (marker watershed on the intensities) from the box's centre and from the
     centres of the `neighbours` (other detected boxes, xyxy) at once, so a neighbour's pixels inside
     this box stay that neighbour's; the split runs along the seam between them. Holes are filled and
@@ -145,7 +155,7 @@ def threshold_mask(
     bw, bh = x1 - x0, y1 - y0
     if bw < 2 or bh < 2:
         return None
-    m = max(2, int(round(0.15 * max(bw, bh))))
+    m = max(3, int(round(0.15 * max(bw, bh))))  # the ring must reach past a blurred edge
     wx0, wy0, wx1, wy1 = math.floor(x0) - m, math.floor(y0) - m, math.ceil(x1) + m, math.ceil(y1) + m
     nbs = np.zeros((0, 4))
     if neighbours is not None and len(neighbours):
@@ -176,9 +186,9 @@ def threshold_mask(
     t, _ = cv2.threshold(u8[inside], 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     z = u8 if bright else 255 - u8  # the particle is bright in z
     t = t if bright else 255 - t
-    part_side, back_side = z[inside] > t, z[near] <= t
+    part_side, back_side = z[inside] > t, z[ring] <= t
     if part_side.any() and back_side.any():
-        p_lev, b_lev = float(np.median(z[inside][part_side])), float(np.median(z[near][back_side]))
+        p_lev, b_lev = float(np.median(z[inside][part_side])), float(np.median(z[ring][back_side]))
         t = b_lev + level * (p_lev - b_lev)
     fg = z > t
     if len(nbs):
