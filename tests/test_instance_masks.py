@@ -193,4 +193,4 @@ def test_disc_outline_rasterises_to_its_area(r, fx, fy):
     disc = np.asarray(shapely.Point(50 + fx, 50 + fy).buffer(r, quad_segs=64).exterior.coords)
     pm = rasterize(disc)
     assert abs(pm.area - np.pi * r * r) <= 0.25 * 2 * np.pi * r + 1
-    assert abs(measure(pm, 200, 200).ecd_px - 2 * r) <= 0.3
+    assert abs(measure(pm, 200, 200).ecd_px - 2 * r) <= 0.5 + 1 / (np.pi * r)  # the area's bound, as a diameter

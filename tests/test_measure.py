@@ -114,8 +114,9 @@ def test_threshold_mask_at_half_height_recovers_a_blurred_disc(r, blur, bright, 
 @example(10.0, 1.3, True)
 def test_touching_neighbours_are_split_between_their_boxes(r, gap, bright):
     """Two overlapping discs of the same brightness make one blob; with both boxes detected each
-    mask keeps its own disc's side (within the seam's few pixels: each box floods from its own
-    threshold) and they share next to no pixel; the two together cover the blob."""
+    mask keeps its own disc's side and they share next to no pixel; the two together cover the blob.
+    Where the two discs merge into a flat plateau nothing marks the seam: OpenCV's flooding order
+    lets it bend by a pixel or two and up to a sixth of the radius."""
     d = gap * r
     discs = [(50 - d / 2, 50.3, r), (50 + d / 2, 50.3, r)]
     fg, bg = (200, 50) if bright else (50, 200)
@@ -132,7 +133,8 @@ def test_touching_neighbours_are_split_between_their_boxes(r, gap, bright):
         blob |= (xx - x) ** 2 + (yy - y) ** 2 <= rr * rr
     assert (left & right).sum() <= 0.02 * blob.sum()
     # each mask lies on its own side of the contact line (x = 50), give or take the seam
-    assert xx[left].max() <= 50 + 3 and xx[right].min() >= 50 - 3
+    tol = 1.5 + 0.15 * r
+    assert xx[left].max() <= 50 + tol and xx[right].min() >= 50 - tol
     assert abs((left | right).sum() - blob.sum()) <= 0.1 * blob.sum()
     # without the neighbour the left mask reaches into the right disc, as far as its box
     alone = threshold_mask(img, boxes[0], level=0.5).full(100, 100)
