@@ -184,6 +184,7 @@ def test_axis_aligned_rectangle_outline_on_pixel_edges_rasterises_exactly(w, h, 
 @settings(max_examples=80, deadline=None)
 @given(st.floats(2.0, 40.0), st.floats(0.0, 1.0), st.floats(0.0, 1.0))
 @example(2.0, 0.5, 0.5)
+@example(3.0, 0.0, 0.0)
 def test_disc_outline_rasterises_to_its_area(r, fx, fy):
     """A continuous disc covers pi r^2 pixels to within a fraction of its perimeter (any centre)."""
     import shapely
