@@ -10,9 +10,9 @@ fallback), and compares the recovered ECD distribution per class with two truths
   matched pairs, and the KS distance;
 - the particles: a template's footprint is its particle dilated by one pixel (patterns/README.md), so
   a particle's ECD is its footprint outline's (sqrt(4 * polygon area / pi)) less 2 px -- bias and KS
-  against that (the target: within 2 %). The label pixels measure about 1 px more than the outline
-  again: synthgen's outlines run along the pixel edges, while synthgen.instance_masks rasterises a
-  polygon as running through the boundary pixels' centres.
+  against that (the target: within 2 %). The label pixels are exactly the pixels the outline covers
+  (synthgen's outlines run along the pixel edges; synthgen.instance_masks.rasterize marks the pixels
+  whose centres an outline holds, so either convention gives its own pixels).
 
 Border particles are left out of both sides, as by default in predict and evaluate.
 

@@ -122,8 +122,8 @@ def fit_gaussian(grey: np.ndarray, box: np.ndarray, margin: float = 0.25) -> Gau
 
 def half_height_contour(fit: GaussianFit, n: int = 72, inset: float = 0.0) -> np.ndarray:
     """Eq. 5: the ellipse where the Gaussian falls to half its height, (n, 2) image px; `inset` px
-    inside it (0.5: an outline through the boundary pixels' centres, synthgen.instance_masks' convention,
-    whose pixels then cover the ellipse's area)."""
+    inside it. At inset 0 the pixels synthgen.instance_masks.rasterize marks (those whose centres it
+    holds) cover the ellipse's area."""
     phi = np.linspace(0, 2 * math.pi, n, endpoint=False)
     a, b = max(HALF * fit.sx - inset, 0.5), max(HALF * fit.sy - inset, 0.5)
     u, v = a * np.cos(phi), b * np.sin(phi)
@@ -160,6 +160,6 @@ def refine_gaussian(img: np.ndarray, det: Detections, conf: float = 0.0) -> tupl
         if fit is None:
             failed += 1
         else:
-            polys[i] = half_height_contour(fit, inset=0.5)
+            polys[i] = half_height_contour(fit)
             refined += 1
     return Detections(det.xyxy, det.class_id, det.confidence, tuple(polys)), RefineCounts(refined, failed)

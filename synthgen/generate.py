@@ -444,9 +444,8 @@ def generate(
     the template scale (on top of ``scale_jitter``); ``density_range``: per-image particle cap as a
     fraction of ``max_particles`` (a canvas still stops earlier when it is full). ``size_dist``:
     ``"lognormal:MEAN,SPREAD"`` (or a (mean, std) pair, px) draws every particle's size (a cube's
-    edge, a sphere's ECD, as detector.measure defines them, of its labelled outline; rasterised by
-    synthgen.instance_masks, which reads a polygon as running through the boundary pixels' centres, its
-    pixels measure about 1 px more) from a log-normal
+    edge, a sphere's ECD, as detector.measure defines them, of its labelled outline, which runs along
+    the pixel edges; synthgen.instance_masks rasterises it to exactly the pixels it covers) from a log-normal
     distribution cut at +-3 sigma, as a scale factor on its template (times the ``scale_range`` factor). All off by
     default: the output is then that of the paper's plain mode.
 

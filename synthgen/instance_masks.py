@@ -3,8 +3,11 @@
 Conventions. A polygon's vertices are continuous image coordinates (pixel (row i, column j) covers
 [j, j+1) x [i, i+1), its centre is (j + 0.5, i + 0.5)). A polygon made from a pixel mask runs through
 the centres of the mask's boundary pixels; rasterising a polygon marks the pixels whose centres lie
-inside or on it. So mask -> polygon -> mask gives the same pixels back for a mask of one part without
-holes, and sizes measured on either agree.
+inside or on it (an exact test). So mask -> polygon -> mask gives the same pixels back for a mask of
+one part without holes, and sizes measured on either agree. An outline along the pixel edges (the
+other common convention: synthgen's footprints, COCO polygons traced around pixels, boxes) passes no
+pixel centre, so it too rasterises to exactly the pixels it covers: the area of the pixels is the
+pixel count either way (ImageJ's convention), within the staircase of a slanted edge.
 
 An instance-mask image (``masks/<stem>.png`` beside ``images/``, 16-bit, value k+1 = the particle on
 line k of the label file, 0 = background) gives every labelled particle its exact pixels.
@@ -99,23 +102,45 @@ def masks_from_labels(labels: np.ndarray, values: list[int | None]) -> list[Part
     return out
 
 
+def _geometry(pts: np.ndarray):
+    """The shapely geometry of a vertex list: a polygon, or for a degenerate one the line/point itself."""
+    import shapely
+
+    if len(pts) == 1:
+        return shapely.Point(pts[0])
+    if len(pts) >= 3:
+        poly = shapely.Polygon(pts)
+        if poly.area > 0:
+            return poly
+    return shapely.LineString(np.vstack([pts, pts[:1]]))
+
+
 def rasterize(polygon: np.ndarray, width: int | None = None, height: int | None = None) -> ParticleMask:
     """The pixels whose centres lie inside or on `polygon` ((k, 2) image coordinates), as a tight crop
-    (clipped to the image when its size is given)."""
-    pts = np.asarray(polygon, np.float64).reshape(-1, 2) - 0.5  # pixel-centre coordinates = indices
-    x0, y0 = int(np.floor(pts[:, 0].min())), int(np.floor(pts[:, 1].min()))
-    x1, y1 = int(np.ceil(pts[:, 0].max())) + 1, int(np.ceil(pts[:, 1].max())) + 1
+    (clipped to the image when its size is given).
+
+    The test is exact (shapely's robust point-in-polygon), so both outline conventions give their own
+    pixels back: an outline through the boundary pixels' centres (``mask_polygon``) and an outline
+    along the pixel edges (synthgen's footprints, boxes): the edges pass no pixel centre. A pixel
+    whose centre lies outside is never marked, unlike cv2.fillPoly, which also paints every pixel the
+    outline crosses (about half a pixel all round: +1 px of ECD)."""
+    import shapely
+
+    pts = np.asarray(polygon, np.float64).reshape(-1, 2)
+    # pixel j (centre j + 0.5) can be inside when min <= j + 0.5 <= max
+    x0, y0 = int(np.ceil(pts[:, 0].min() - 0.5)), int(np.ceil(pts[:, 1].min() - 0.5))
+    x1, y1 = int(np.floor(pts[:, 0].max() - 0.5)) + 1, int(np.floor(pts[:, 1].max() - 0.5)) + 1
     if width is not None:
         x0, x1 = max(x0, 0), min(x1, width)
     if height is not None:
         y0, y1 = max(y0, 0), min(y1, height)
     if x1 <= x0 or y1 <= y0:
         return ParticleMask(max(x0, 0), max(y0, 0), np.zeros((0, 0), bool))
-    crop = np.zeros((y1 - y0, x1 - x0), np.uint8)
-    shift = 4  # sub-pixel vertices (1/16 px)
-    fixed = np.round((pts - [x0, y0]) * (1 << shift)).astype(np.int32)
-    cv2.fillPoly(crop, [fixed], 1, lineType=cv2.LINE_8, shift=shift)
-    return ParticleMask(x0, y0, crop.astype(bool))
+    geom = _geometry(pts)
+    shapely.prepare(geom)
+    ys, xs = np.mgrid[y0:y1, x0:x1] + 0.5
+    inside = shapely.intersects_xy(geom, xs.ravel(), ys.ravel()).reshape(xs.shape)
+    return ParticleMask(x0, y0, inside)
 
 
 def mask_polygon(pm: ParticleMask) -> np.ndarray | None:

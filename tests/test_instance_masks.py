@@ -135,3 +135,63 @@ def test_build_dataset_segment_writes_outlines(tmp_path):
     r = CliRunner().invoke(app, ["build-dataset", "--real", str(root), "--split", "0.5,0.5", "--out", str(out2)])
     assert r.exit_code == 0, r.output
     assert all(len(ln.split()) == 5 for p in out2.glob("*/labels/*.txt") for ln in p.read_text().splitlines())
+
+
+def _edge_outline(pm: ParticleMask) -> np.ndarray:
+    """The outline of a mask along its pixels' edges (the other convention: synthgen's footprints)."""
+    import shapely
+
+    ys, xs = np.nonzero(pm.mask)
+    cells = shapely.box(xs + pm.x0, ys + pm.y0, xs + pm.x0 + 1, ys + pm.y0 + 1)
+    merged = shapely.union_all(cells)
+    if merged.geom_type != "Polygon":  # parts touching at a corner only: the largest
+        merged = max(merged.geoms, key=lambda g: g.area)
+    return np.asarray(merged.exterior.coords)[:-1]
+
+
+@settings(max_examples=60, deadline=None)
+@given(blobs(), st.integers(-5, 5), st.integers(-5, 5))
+@example(np.ones((1, 1), bool), 0, 0)
+@example(np.ones((3, 7), bool), 0, 0)
+def test_both_outline_conventions_rasterise_to_the_same_pixels(mask, dx, dy):
+    """Through the boundary pixels' centres or along their edges: the same pixels, area and ECD."""
+    import shapely
+
+    from detector.measure import measure
+
+    pm = ParticleMask(10 + dx, 10 + dy, mask)
+    edge = _edge_outline(pm)
+    if shapely.Polygon(edge).area != mask.sum():  # parts joined at a corner: the edge outline keeps one
+        return
+    centre = mask_polygon(pm)
+    a, b, c = pm.full(100, 100), rasterize(centre).full(100, 100), rasterize(edge).full(100, 100)
+    assert (a == b).all() and (a == c).all()
+    assert shapely.Polygon(edge).area == a.sum()  # the edge outline's area is the pixel count
+    ma, mc = measure(pm, 100, 100), measure(rasterize(edge), 100, 100)
+    assert ma.area_px == mc.area_px and ma.ecd_px == mc.ecd_px
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 30), st.integers(1, 30), st.integers(0, 20), st.integers(0, 20))
+@example(1, 1, 0, 0)
+def test_axis_aligned_rectangle_outline_on_pixel_edges_rasterises_exactly(w, h, x0, y0):
+    """A w x h rectangle with corners on pixel corners covers w*h pixels, its ECD sqrt(4wh/pi);
+    fillPoly would also paint a pixel beyond each edge."""
+    pm = rasterize(np.array([[x0, y0], [x0 + w, y0], [x0 + w, y0 + h], [x0, y0 + h]], float))
+    assert pm.area == w * h and (pm.x0, pm.y0, pm.mask.shape) == (x0, y0, (h, w))
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.floats(2.0, 40.0), st.floats(0.0, 1.0), st.floats(0.0, 1.0))
+@example(2.0, 0.5, 0.5)
+@example(3.0, 0.0, 0.0)
+def test_disc_outline_rasterises_to_its_area(r, fx, fy):
+    """A continuous disc covers pi r^2 pixels to within a fraction of its perimeter (any centre)."""
+    import shapely
+
+    from detector.measure import measure
+
+    disc = np.asarray(shapely.Point(50 + fx, 50 + fy).buffer(r, quad_segs=64).exterior.coords)
+    pm = rasterize(disc)
+    assert abs(pm.area - np.pi * r * r) <= 0.25 * 2 * np.pi * r + 1
+    assert abs(measure(pm, 200, 200).ecd_px - 2 * r) <= 0.5 + 1 / (np.pi * r)  # the area's bound, as a diameter
