@@ -23,8 +23,8 @@ Data over 8 bits are mapped to 8 bits as microscope and export software would ex
   are scaled linearly from the bit depth, v x 255 / (2^k - 1) (``bit-depth:k``): what vendor software writes
   as the 8-bit version (16-bit: value / 257; a 12-bit camera's v >> 4 to within one grey level);
 - integer data that leave most of their bit depth unused (a black-level offset, a low gain) are scaled
-  linearly from their min..max (``min-max``), as ImageJ's 8-bit conversion does with its default display
-  range; nothing is clipped;
+  linearly from their min..max (``min-max``) by ImageJ's 8-bit conversion with its default display range
+  (`imagej_to_uint8`, its formula and rounding); nothing is clipped;
 - float data, negative values, and integer data whose min..max is set by a few outliers (their 0.1-99.9
   percentile span under ``OUTLIER_SPAN`` of min..max: hot or dead pixels) get the robust stretch
   (``percentile``): the values at the ``STRETCH_PERCENTILES`` (0.1 % and 99.9 %) become 0 and 255, linearly
@@ -131,6 +131,14 @@ def linear_to_uint8(data: np.ndarray, lo: float, hi: float) -> np.ndarray:
     return np.round(np.clip(scaled, 0, 255)).astype(np.uint8)
 
 
+def imagej_to_uint8(data: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """ImageJ's 8-bit conversion of integer data over the display range lo..hi (its TypeConverter):
+    floor((v - lo) x 256 / (hi - lo + 1) + 0.5), clamped to 0..255. Its own rounding, not 255 / (hi - lo),
+    because a grey level's difference can move what `--tile auto` decides."""
+    scaled = np.floor(np.maximum(np.asarray(data, np.float64) - lo, 0) * (256.0 / (hi - lo + 1)) + 0.5)
+    return np.minimum(scaled, 255).astype(np.uint8)
+
+
 def integer_to_uint8(data: np.ndarray) -> tuple[np.ndarray, tuple[float, float], float, str]:
     """Non-negative integer data -> uint8 by the bit depth, min..max or percentile rule (module docstring);
     also the (lo, hi) mapped to 0 and 255, the fraction clipped and the rule's name."""
@@ -142,7 +150,7 @@ def integer_to_uint8(data: np.ndarray) -> tuple[np.ndarray, tuple[float, float],
         return linear_to_uint8(a, 0.0, top), (0.0, top), 0.0, f"bit-depth:{k}"
     v_lo, v_hi = float(a.min()), float(a.max())
     if v_hi > v_lo and p_hi - p_lo >= OUTLIER_SPAN * (v_hi - v_lo):  # an offset or low gain: min..max, as ImageJ
-        return linear_to_uint8(a, v_lo, v_hi), (v_lo, v_hi), 0.0, "min-max"
+        return imagej_to_uint8(a, v_lo, v_hi), (v_lo, v_hi), 0.0, "min-max"
     img, lohi, clipped = stretch_to_uint8(a)  # a few outliers would grey out a min..max map (or a flat image)
     return img, lohi, clipped, "percentile"
 

@@ -100,7 +100,7 @@ def test_n_bit_data_in_16_bits_map_to_their_linear_export(draw, n):
 @example((np.zeros((4, 4), np.uint8), 0, 200, np.zeros((4, 4))), 2, 64)  # 32768 + 64 x 200: 16-bit with 80 % unused
 def test_offset_data_map_to_imagej_min_max_export(draw, factor, gain):
     """Data that leave most of their bit depth unused (black level, low gain) give ImageJ's 8-bit
-    conversion over min..max, (v - min) x 256 / (max - min + 1) clamped, to within one grey level."""
+    conversion over min..max, floor((v - min) x 256 / (max - min + 1) + 0.5) clamped (ij TypeConverter)."""
     offset = factor * gain * 256  # at least twice the data's span: most of the bit depth unused
     assume(offset + gain * 256 <= 65535)
     _, g = scene(draw)
@@ -108,7 +108,7 @@ def test_offset_data_map_to_imagej_min_max_export(draw, factor, gain):
     img, lohi, clipped, how = to_network_image(v)
     assert (how, lohi, clipped) == ("min-max", (float(v.min()), float(v.max())), 0.0)
     imagej = np.minimum(((v.astype(float) - v.min()) * (256 / (float(v.max()) - v.min() + 1)) + 0.5).astype(int), 255)
-    assert np.abs(img.astype(int) - imagej).max() <= 1
+    assert np.array_equal(img, imagej)  # ImageJ's own rounding (a grey level can move --tile auto's choice)
     assert img.min() == 0 and img.max() == 255
 
 
