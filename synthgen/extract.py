@@ -76,7 +76,7 @@ def read_image(path: Path) -> np.ndarray:
     """The micrograph as uint8 grey (h, w) or BGR (h, w, 3) (synthgen.readers); InputError when unreadable."""
     from synthgen.readers import read_micrograph
 
-    return read_micrograph(path).image  # vendor formats too; over 8 bits by the readers' percentile stretch
+    return read_micrograph(path).image  # vendor formats too; over 8 bits as the readers map them (bit depth, min..max or percentiles)
 
 
 def read_instance_mask(path: Path, width: int, height: int) -> np.ndarray:

@@ -14,15 +14,25 @@ than 8 bits. Formats and where the pixel size comes from:
   (gwyfile) and Nanonis ``.sxm`` (nanonispy2). Heights are kept in nm; the 8-bit image is Eq. 1 of
   Okunev et al. 2020: ``I = 255 (z - z_min) / (z_max - z_min)``, a linear map of the height range.
 
-Data over 8 bits are mapped to 8 bits in one of two ways (`to_network_image`):
+Data over 8 bits are mapped to 8 bits as microscope and export software would export them
+(`to_network_image`; `Micrograph.mapping` records which way):
 
-- unsigned integers that use at least half of their type's range (``FULL_RANGE``, between the
-  0.1 and 99.9 percentiles) are scaled linearly from the type's range, as their 8-bit export would
-  be (16-bit: value / 257), so a 16-bit image gives the detections of its 8-bit export; nothing is clipped;
-- everything else (a 12- or 14-bit detector in a 16-bit file, 32-bit, float) by a robust stretch: the
-  values at the ``STRETCH_PERCENTILES`` (0.1 % and 99.9 %) become 0 and 255, linearly in between. At
-  most 0.1 % of the pixels at each end are saturated by it (hot pixels, a saturated detector), never
-  more: the fraction actually clipped is kept in `Micrograph.clipped`.
+- non-negative integers (a 10-, 12-, 14- or 16-bit detector, stored in a 16-bit file unscaled) are given
+  their *effective bit depth* k, the smallest of `DETECTOR_BITS` (8, 10, 12, ... bits) with max < 2^k.
+  When the data use at least ``FULL_RANGE`` (half) of 0..2^k-1 between their 0.1 and 99.9 percentiles they
+  are scaled linearly from the bit depth, v x 255 / (2^k - 1) (``bit-depth:k``): what vendor software writes
+  as the 8-bit version (16-bit: value / 257; a 12-bit camera's v >> 4 to within one grey level);
+- integer data that leave most of their bit depth unused (a black-level offset, a low gain) are scaled
+  linearly from their min..max (``min-max``) by ImageJ's 8-bit conversion with its default display range
+  (`imagej_to_uint8`, its formula and rounding); nothing is clipped;
+- float data, negative values, and integer data whose min..max is set by a few outliers (their 0.1-99.9
+  percentile span under ``OUTLIER_SPAN`` of min..max: hot or dead pixels) get the robust stretch
+  (``percentile``): the values at the ``STRETCH_PERCENTILES`` (0.1 % and 99.9 %) become 0 and 255, linearly
+  in between. At most 0.1 % of the pixels at each end are saturated by it, never more: the fraction
+  actually clipped is kept in `Micrograph.clipped`.
+
+A dim k-bit image whose maximum stays under 2^(k-2) is indistinguishable from (k-2)-bit data and is
+scaled as such (brighter than its k-bit export).
 
 8-bit data are passed through unchanged.
 """
@@ -43,7 +53,9 @@ HEIGHT_MAP_SUFFIXES = {".asc", ".gwy", ".sxm"}
 TEXT_HEIGHT_MAP_SUFFIXES = {".asc", ".txt"}  # .txt only when its header says it is a height map
 MICROGRAPH_SUFFIXES = RASTER_SUFFIXES | VENDOR_SUFFIXES | HEIGHT_MAP_SUFFIXES
 STRETCH_PERCENTILES = (0.1, 99.9)
-FULL_RANGE = 0.5  # of an unsigned type's range: data spanning it are scaled linearly, not stretched
+DETECTOR_BITS = tuple(range(8, 65, 2))  # ADC depths integer data are taken to have: 8, 10, 12, 14, 16 ... bits
+FULL_RANGE = 0.5  # of the bit depth's range: data spanning it are scaled from the bit depth, else from min..max
+OUTLIER_SPAN = 0.5  # percentile span / min..max span under which outliers set min..max: percentile stretch
 SCALE_SOURCES = ("metadata", "scale-bar", "option", "none")
 
 # length units as vendors spell them -> nm (µ: micro sign U+00B5 and Greek mu U+03BC; "u" and mojibake)
@@ -68,6 +80,7 @@ class Micrograph:
     heights_nm: np.ndarray | None = field(default=None, repr=False)  # height maps: height in nm per pixel
     stretch: tuple[float, float] | None = None  # data values mapped to 0 and 255
     clipped: float = 0.0  # fraction of pixels the stretch saturated
+    mapping: str = "8-bit"  # how the 8-bit image was made: 8-bit, bit-depth:K, min-max, percentile, binary, eq1
 
     @property
     def size(self) -> tuple[int, int]:
@@ -106,8 +119,45 @@ def okunev_eq1(heights: np.ndarray) -> np.ndarray:
     return np.round((np.where(finite, z, zmin) - zmin) * (255.0 / (zmax - zmin))).astype(np.uint8)
 
 
-def to_network_image(data: np.ndarray, rgb: bool = False) -> tuple[np.ndarray, tuple[float, float] | None, float]:
-    """uint8 grey (h, w) or BGR (h, w, 3) from decoded data; colour channels are stretched together.
+def bit_depth(data: np.ndarray) -> int:
+    """Effective bit depth of non-negative integer data: the smallest of `DETECTOR_BITS` with max < 2^k."""
+    top = int(np.max(data)) if np.size(data) else 0
+    return next((k for k in DETECTOR_BITS if top < 1 << k), DETECTOR_BITS[-1])
+
+
+def linear_to_uint8(data: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """lo -> 0, hi -> 255, linearly, rounded; values outside (none for the callers here) clamp."""
+    scaled = (np.asarray(data, np.float64) - lo) * (255.0 / (hi - lo))
+    return np.round(np.clip(scaled, 0, 255)).astype(np.uint8)
+
+
+def imagej_to_uint8(data: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """ImageJ's 8-bit conversion of integer data over the display range lo..hi (its TypeConverter):
+    floor((v - lo) x 256 / (hi - lo + 1) + 0.5), clamped to 0..255. Its own rounding, not 255 / (hi - lo),
+    because a grey level's difference can move what `--tile auto` decides."""
+    scaled = np.floor(np.maximum(np.asarray(data, np.float64) - lo, 0) * (256.0 / (hi - lo + 1)) + 0.5)
+    return np.minimum(scaled, 255).astype(np.uint8)
+
+
+def integer_to_uint8(data: np.ndarray) -> tuple[np.ndarray, tuple[float, float], float, str]:
+    """Non-negative integer data -> uint8 by the bit depth, min..max or percentile rule (module docstring);
+    also the (lo, hi) mapped to 0 and 255, the fraction clipped and the rule's name."""
+    a = np.asarray(data)
+    k = bit_depth(a)
+    top = float((1 << k) - 1)
+    p_lo, p_hi = (float(v) for v in np.percentile(a, STRETCH_PERCENTILES))
+    if p_hi - p_lo >= FULL_RANGE * top:  # uses its bit depth: scaled from it, as its export is
+        return linear_to_uint8(a, 0.0, top), (0.0, top), 0.0, f"bit-depth:{k}"
+    v_lo, v_hi = float(a.min()), float(a.max())
+    if v_hi > v_lo and p_hi - p_lo >= OUTLIER_SPAN * (v_hi - v_lo):  # an offset or low gain: min..max, as ImageJ
+        return imagej_to_uint8(a, v_lo, v_hi), (v_lo, v_hi), 0.0, "min-max"
+    img, lohi, clipped = stretch_to_uint8(a)  # a few outliers would grey out a min..max map (or a flat image)
+    return img, lohi, clipped, "percentile"
+
+
+def to_network_image(data: np.ndarray, rgb: bool = False) -> tuple[np.ndarray, tuple[float, float] | None, float, str]:
+    """uint8 grey (h, w) or BGR (h, w, 3) from decoded data, with the (lo, hi) mapped to 0 and 255, the
+    fraction clipped and the mapping's name (module docstring); colour channels are mapped together.
     `rgb`: the channels are in RGB order (tifffile), else BGR (OpenCV)."""
     a = np.asarray(data)
     if a.ndim == 3 and a.shape[2] == 1:
@@ -121,16 +171,14 @@ def to_network_image(data: np.ndarray, rgb: bool = False) -> tuple[np.ndarray, t
     if a.ndim not in (2, 3) or a.size == 0:
         raise ValueError(f"not a 2-D image (shape {a.shape})")
     if a.dtype == np.uint8:
-        return np.ascontiguousarray(a), None, 0.0
+        return np.ascontiguousarray(a), None, 0.0, "8-bit"
     if a.dtype == np.bool_:
-        return a.astype(np.uint8) * 255, (0.0, 1.0), 0.0
-    if np.issubdtype(a.dtype, np.unsignedinteger) and a.size:
-        top = float(np.iinfo(a.dtype).max)
-        lo, hi = np.percentile(a, STRETCH_PERCENTILES)
-        if hi - lo >= FULL_RANGE * top:  # the image uses its range: scale as its 8-bit export would
-            return np.round(a.astype(np.float64) * (255.0 / top)).astype(np.uint8), (0.0, top), 0.0
+        return a.astype(np.uint8) * 255, (0.0, 1.0), 0.0, "binary"
+    if np.issubdtype(a.dtype, np.integer) and a.min() >= 0:  # int16/int32 of a detector too (DM files)
+        img, lohi, clipped, how = integer_to_uint8(a)
+        return np.ascontiguousarray(img), lohi, clipped, how
     img, lohi, clipped = stretch_to_uint8(a)
-    return np.ascontiguousarray(img), lohi, clipped
+    return np.ascontiguousarray(img), lohi, clipped, "percentile"
 
 
 # ------------------------------------------------------------------ pure metadata parsers
@@ -233,12 +281,12 @@ def parse_ascii_height_map(text: str, source: str | Path) -> tuple[np.ndarray, f
 def _from_data(data, nm_per_px, vendor, rgb=False, heights_nm=None) -> Micrograph:
     if heights_nm is not None:
         image, lohi, clipped = okunev_eq1(heights_nm), (float(np.nanmin(heights_nm)), float(np.nanmax(heights_nm))), 0.0
-        raw = heights_nm
+        raw, how = heights_nm, "eq1"
     else:
-        image, lohi, clipped = to_network_image(data, rgb=rgb)
+        image, lohi, clipped, how = to_network_image(data, rgb=rgb)
         raw = None if np.asarray(data).dtype == np.uint8 else np.asarray(data)
     source = "metadata" if nm_per_px else "none"
-    return Micrograph(image, float(nm_per_px) if nm_per_px else None, source, vendor, raw, heights_nm, lohi, clipped)
+    return Micrograph(image, float(nm_per_px) if nm_per_px else None, source, vendor, raw, heights_nm, lohi, clipped, how)
 
 
 def _read_tiff(path: Path) -> Micrograph:

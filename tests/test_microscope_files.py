@@ -328,7 +328,8 @@ def test_predict_warns_when_metadata_and_scale_bar_disagree(tmp_path):
 
 @pytest.mark.slow
 def test_16_bit_gives_the_8_bit_detections(tmp_path, shared_dir):
-    """val-I as 16-bit TIFFs (the 8-bit grey x 257, the export's inverse) scores the mAP@0.5 of the PNGs."""
+    """val-I as 16-bit TIFFs (the 8-bit grey x 257, the export's inverse) and as a 14-bit detector's data
+    stored unscaled (round(grey x 16383 / 255), whose linear export is the grey) scores the mAP@0.5 of the PNGs."""
     from detector.metrics import evaluate_set
     from detector.predict import predict_images
     from detector.weights import shipped_weights
@@ -337,16 +338,18 @@ def test_16_bit_gives_the_8_bit_detections(tmp_path, shared_dir):
     from synthgen.formats import read_labelled_folder
 
     samples = read_labelled_folder(shared_dir / "data" / "real-sem" / "val-I")
-    wide = []
+    wide, fourteen = [], []
     for s in samples:
         grey = cv2.cvtColor(read_micrograph(s.image_path).image, cv2.COLOR_BGR2GRAY) if read_micrograph(s.image_path).image.ndim == 3 else read_micrograph(s.image_path).image
         wide.append(tmp_path / f"{s.image_path.stem}.tif")
         tifffile.imwrite(wide[-1], grey.astype(np.uint16) * 257)
+        fourteen.append(tmp_path / f"{s.image_path.stem}_14.tif")
+        tifffile.imwrite(fourteen[-1], np.round(grey * (16383 / 255)).astype(np.uint16))
         cv2.imwrite(str(tmp_path / f"{s.image_path.stem}.png"), grey)
     model = load_model(shipped_weights())
     eight = [tmp_path / f"{s.image_path.stem}.png" for s in samples]
     maps = []
-    for paths in (eight, wide):
+    for paths in (eight, wide, fourteen):
         dets = list(predict_images(model, paths, conf=0.001, device="cpu"))
         maps.append(evaluate_set([(s.gt, d) for s, d in zip(samples, dets)], CLASS_NAMES).overall.ap50)
-    assert abs(maps[0] - maps[1]) <= 0.01, maps
+    assert abs(maps[0] - maps[1]) <= 0.01 and abs(maps[0] - maps[2]) <= 0.01, maps

@@ -6,19 +6,21 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tifffile
-from hypothesis import example, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from synthgen.errors import InputError
 from synthgen.readers import (
     STRETCH_PERCENTILES,
+    bit_depth,
     is_micrograph_file,
     micrograph_size,
     okunev_eq1,
     parse_ascii_height_map,
     read_micrograph,
     stretch_to_uint8,
+    to_network_image,
 )
 
 RNG = np.random.default_rng(12)
@@ -45,18 +47,83 @@ def test_zeiss_tiff_pixel_size_and_16_bit(tmp_path):
     assert m.image.dtype == np.uint8 and m.image.shape == DATA16.shape
     assert m.raw is not None and m.raw.dtype == np.uint16
     # it uses its range: scaled as its 8-bit export (value / 257), nothing clipped
-    assert m.stretch == (0.0, 65535.0) and m.clipped == 0.0
+    assert m.stretch == (0.0, 65535.0) and m.clipped == 0.0 and m.mapping == "bit-depth:16"
     assert np.array_equal(m.image, np.round(DATA16 / 257).astype(np.uint8))
     assert micrograph_size(tmp_path / "z.tif") == (64, 48)
 
 
-def test_twelve_bit_data_in_16_bits_are_stretched(tmp_path):
-    data = (DATA16 // 16).astype(np.uint16)  # a 12-bit detector: 0-4095 of 65535
+def test_twelve_bit_data_in_16_bits_are_scaled_from_their_bit_depth(tmp_path):
+    data = (DATA16 // 16).astype(np.uint16)  # a 12-bit detector: 0-4095 of 65535, stored unscaled
     tifffile.imwrite(tmp_path / "d.tif", data)
     m = read_micrograph(tmp_path / "d.tif")
-    assert m.stretch == pytest.approx(tuple(np.percentile(data, STRETCH_PERCENTILES)))
-    assert m.image.min() == 0 and m.image.max() == 255
-    assert 0 < m.clipped <= 2 * (STRETCH_PERCENTILES[0] / 100) + 1e-3
+    assert (m.mapping, m.stretch, m.clipped) == ("bit-depth:12", (0.0, 4095.0), 0.0)
+    assert np.array_equal(m.image, np.round(data * (255 / 4095)).astype(np.uint8))
+
+
+@pytest.mark.parametrize(("top", "k"), [(0, 8), (255, 8), (256, 10), (1023, 10), (4095, 12), (4096, 14), (16383, 14), (16384, 16), (65535, 16)])
+def test_bit_depth_is_the_smallest_detector_depth_holding_the_max(top, k):
+    assert bit_depth(np.array([[0, top]], np.uint16)) == k
+
+
+def scene(draw_grey):
+    """uint8 grey levels spanning at least 40..200 (two pixels at each end, so the 0.1/99.9 percentiles are
+    those ends) and a dither below one grey level: the detail the wider data hold."""
+    grey, lo, hi, dither = draw_grey
+    g = np.clip(grey, lo, hi).astype(np.float64)
+    g.flat[:2], g.flat[-2:] = lo, hi
+    return g, g + dither
+
+
+SCENES = st.integers(4, 24).flatmap(lambda n: st.tuples(
+    arrays(np.uint8, (n, n)), st.integers(0, 40), st.integers(200, 255),
+    arrays(np.float64, (n, n), elements=st.floats(-0.45, 0.45))))  # fmt: skip
+
+
+@settings(max_examples=80, deadline=None)
+@given(SCENES, st.sampled_from([10, 12, 14, 16]))
+@example((np.full((4, 4), 255, np.uint8), 0, 255, np.full((4, 4), 0.45)), 12)  # the top level dithered up: clipped at 4095
+def test_n_bit_data_in_16_bits_map_to_their_linear_export(draw, n):
+    """An N-bit detector's data in a uint16 file give its 8-bit export as vendor software writes it
+    (linear over the bit depth; for a camera, dropping the low bits) to within one grey level."""
+    top = (1 << n) - 1
+    _, g = scene(draw)
+    v = np.clip(np.round(g * top / 255), 0, top).astype(np.uint16)
+    img, lohi, clipped, how = to_network_image(v)
+    assert (how, lohi, clipped) == (f"bit-depth:{n}", (0.0, float(top)), 0.0)
+    for export in (np.round(v * (255 / top)), v >> (n - 8)):
+        assert np.abs(img.astype(int) - export.astype(int)).max() <= 1
+    assert np.abs(img.astype(int) - np.round(g)).max() <= 1  # and the scene's own grey levels
+
+
+@settings(max_examples=60, deadline=None)
+@given(SCENES, st.integers(2, 12), st.sampled_from([4, 16, 64]))
+@example((np.zeros((4, 4), np.uint8), 0, 200, np.zeros((4, 4))), 2, 64)  # 32768 + 64 x 200: 16-bit with 80 % unused
+def test_offset_data_map_to_imagej_min_max_export(draw, factor, gain):
+    """Data that leave most of their bit depth unused (black level, low gain) give ImageJ's 8-bit
+    conversion over min..max, floor((v - min) x 256 / (max - min + 1) + 0.5) clamped (ij TypeConverter)."""
+    offset = factor * gain * 256  # at least twice the data's span: most of the bit depth unused
+    assume(offset + gain * 256 <= 65535)
+    _, g = scene(draw)
+    v = np.round(g * gain + offset).astype(np.uint16)
+    img, lohi, clipped, how = to_network_image(v)
+    assert (how, lohi, clipped) == ("min-max", (float(v.min()), float(v.max())), 0.0)
+    imagej = np.minimum(((v.astype(float) - v.min()) * (256 / (float(v.max()) - v.min() + 1)) + 0.5).astype(int), 255)
+    assert np.array_equal(img, imagej)  # ImageJ's own rounding (a grey level can move --tile auto's choice)
+    assert img.min() == 0 and img.max() == 255
+
+
+def test_hot_pixels_get_the_percentile_stretch():
+    data = (DATA16 // 64 + 3000).astype(np.uint16)  # 3015..3952: an offset 16-bit ... 12-bit range
+    data.flat[7] = 60000  # one hot pixel sets max: a min..max map would grey the image out
+    img, (lo, hi), clipped, how = to_network_image(data)
+    assert how == "percentile" and hi < 5000 and 0 < clipped <= 2 * STRETCH_PERCENTILES[0] / 100 + 1 / data.size
+    assert img.max() == 255 and np.percentile(img, 50) > 64
+
+
+def test_float_and_signed_data_get_the_percentile_stretch():
+    for data in (DATA16.astype(np.float32), DATA16.astype(np.int32) - 30000):
+        assert to_network_image(data)[3] == "percentile"
+    assert to_network_image(DATA16.astype(np.int16 if DATA16.max() < 32768 else np.int32))[3] == "bit-depth:16"
 
 
 @pytest.mark.parametrize(("line", "key", "nm"), [
