@@ -212,7 +212,8 @@ def plan_for(runner: _Runner, img: np.ndarray, first: Detections, imgsz: int) ->
     h, w = img.shape[:2]
     fit = imgsz / max(h, w)
     if tiling.is_sure(first, fit):
-        return tiling.plan_auto(tiling.median_size(tiling.resolved(first, fit))[0], h, w, imgsz)
+        size, n = tiling.median_size(tiling.resolved(first, fit))
+        return TilePlan(reason=f"sure: {n} particles ~{size * fit:.0f} px at the model input: whole image")
     scores = {fit: tiling.vote_score(first, fit, h * w)}
     seen = {fit: tiling.resolved(first, fit)}
     best = scores[fit]

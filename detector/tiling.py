@@ -8,8 +8,8 @@
    trained on). Out-of-band boxes are what the model does badly at that scale (a support grain read
    as one huge particle, texture read as specks), so they neither size nor score;
 3. when the whole-image pass is *sure* (at least ``SURE_PARTICLES`` resolved particles with
-   conf >= ``SURE_CONF``, and they are at least half of the resolved ones), it is the answer (resized
-   only when their median lies outside the band);
+   conf >= ``SURE_CONF``, and they are at least half of the resolved ones), it is the answer: the
+   image is run whole;
 4. otherwise a *scale vote*: the model also sees the image at a ladder of scales ``VOTE_STEP`` apart,
    down to 1/``VOTE_STEP``^``VOTE_SHRINK_STEPS`` of the whole-image scale and up to ``MAX_UPSCALE`` of
    the original pixels, coarser scales first, stopping in each direction after ``VOTE_PATIENCE``
@@ -46,7 +46,6 @@ from synthgen.annotations import Detections
 from synthgen.errors import InputError
 
 SIZE_BAND = (14.0, 80.0)  # particle sizes (px at the model input) handled without rescaling
-TARGET_PX = 32.0  # where a sure whole-image population outside the band is moved to
 VOTE_TARGET_PX = 48.0  # where the vote's median particle is moved to (see module doc)
 MAX_UPSCALE = 4.0  # no more than this magnification of the micrograph
 ESTIMATE_CONF = 0.25  # detections trusted for the size estimate
@@ -171,20 +170,6 @@ def union_area(windows: list[tuple[int, int, int, int]]) -> float:
     for x0, y0, x1, y1 in windows:
         covered[ys.index(y0) : ys.index(y1), xs.index(x0) : xs.index(x1)] = True
     return float((np.diff(ys)[:, None] * np.diff(xs)[None, :] * covered).sum())
-
-
-def plan_auto(size_px: float, height: int, width: int, imgsz: int) -> TilePlan:
-    """The plan for an image whose sure whole-image pass measures `size_px` (median, image px): whole
-    when that is inside the band at the model input, else resized so it lands on TARGET_PX."""
-    long_side = max(height, width)
-    fit = imgsz / long_side  # the scale of whole-image inference
-    if not math.isfinite(size_px) or size_px <= 0:
-        return TilePlan(reason="no particle size found: whole image")
-    at_input = size_px * fit
-    lo, hi = SIZE_BAND
-    if lo <= at_input <= hi:
-        return TilePlan(reason=f"particles ~{at_input:.0f} px at the model input: whole image")
-    return resize_plan(min(TARGET_PX / size_px, MAX_UPSCALE), size_px, long_side, imgsz)
 
 
 def plan_vote(size_px: float, height: int, width: int, imgsz: int) -> TilePlan:

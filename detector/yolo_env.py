@@ -384,7 +384,7 @@ def load_model(weights_or_cfg: str | Path) -> Any:
 def export_model(weights: str | Path, fmt: str, folder: str | Path, imgsz: int | None = None) -> Path:
     """Export a .pt checkpoint with ultralytics' exporter into `folder` (which it fills; the caller
     stages and renames it). Dynamic input shape, so one export serves every size and batch `predict`
-    uses (whole image, tiles, zoomed probes); fp32; ONNX simplified by onnxslim. Returns the model's path.
+    uses (whole image, tiles, vote scales); fp32; ONNX simplified by onnxslim. Returns the model's path.
 
     Offline: the packages must be installed (ultralytics' pip auto-install is off), OpenVINO telemetry
     is declined, and nothing is downloaded (no calibration data: no int8)."""

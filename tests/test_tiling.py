@@ -99,18 +99,20 @@ def test_inner_edge_cut_ignores_the_image_border():
 # ------------------------------------------------------------------ the auto plan
 
 
-def test_auto_plan_keeps_well_sized_particles_whole():
-    assert not tiling.plan_auto(40.0, 512, 512, 512).rescaled  # 40 px at input: in the band
-    assert not tiling.plan_auto(float("nan"), 2048, 2048, 512).rescaled  # nothing to go on
+def test_vote_plan_keeps_a_scale_near_the_target_whole():
+    # 48 px at the whole-image input is the target itself; within half a ladder step stays whole too
+    assert not tiling.plan_vote(48.0, 512, 512, 512).rescaled
+    assert not tiling.plan_vote(48.0 * 1.15, 512, 512, 512).rescaled
+    assert tiling.plan_vote(48.0 * 1.3, 512, 512, 512).rescaled
 
 
-def test_auto_plan_tiles_small_particles_and_shrinks_large_ones():
-    small = tiling.plan_auto(20.0, 2048, 2048, 512)  # 5 px at the model input
-    assert small.tile == 512 and small.scale == pytest.approx(tiling.TARGET_PX / 20)
-    assert small.overlap >= 2 * tiling.TARGET_PX
-    large = tiling.plan_auto(200.0, 512, 512, 512)
-    assert large.tile is None and large.scale == pytest.approx(tiling.TARGET_PX / 200)
-    tiny = tiling.plan_auto(2.0, 200, 200, 512)
+def test_vote_plan_tiles_small_particles_and_shrinks_large_ones():
+    small = tiling.plan_vote(20.0, 2048, 2048, 512)  # 5 px at the model input
+    assert small.tile == 512 and small.scale == pytest.approx(tiling.VOTE_TARGET_PX / 20)
+    assert small.overlap >= 2 * tiling.VOTE_TARGET_PX  # the largest particles (~3x median) lie whole in a tile
+    large = tiling.plan_vote(200.0, 512, 512, 512)
+    assert large.tile is None and large.scale == pytest.approx(tiling.VOTE_TARGET_PX / 200)
+    tiny = tiling.plan_vote(2.0, 200, 200, 512)
     assert tiny.scale == tiling.MAX_UPSCALE
 
 
