@@ -171,11 +171,7 @@ class _Runner:
 
     def run_plan(self, img: np.ndarray, plan: TilePlan) -> Detections:
         """Detections in `img`'s pixels for a resize-and-tile plan."""
-        scaled = img
-        if plan.scale != 1.0:
-            h, w = img.shape[:2]
-            size = (max(1, round(w * plan.scale)), max(1, round(h * plan.scale)))
-            scaled = cv2.resize(img, size, interpolation=cv2.INTER_AREA if plan.scale < 1 else cv2.INTER_CUBIC)
+        scaled = _resized(img, plan.scale) if plan.scale != 1.0 else img
         h, w = scaled.shape[:2]
         if plan.tile is None:
             det = self([_padded(scaled, self.imgsz)])[0]
@@ -188,13 +184,19 @@ class _Runner:
         return tiling.scale_detections(det, plan.scale)
 
 
+def _resized(img: np.ndarray, scale: float) -> np.ndarray:
+    """`img` resized by `scale` (area averaging to shrink, cubic to enlarge), at least 1 px a side."""
+    h, w = img.shape[:2]
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return cv2.resize(img, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+
+
 def _vote_pass(runner: _Runner, img: np.ndarray, scale: float) -> tuple[Detections, float]:
     """Confident detections (original px) of `img` seen at `scale`, and the area (original px) seen:
     the whole image in one pass at its own size when it fits the model input, else a sample of at most
     VOTE_TILES of its tiles."""
     h, w = img.shape[:2]
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    scaled = cv2.resize(img, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+    scaled = _resized(img, scale)
     sh, sw = scaled.shape[:2]
     if max(sh, sw) <= runner.imgsz:  # at its own size (a multiple of 32), not padded: a fraction of a pass
         side = min(runner.imgsz, max(64, 32 * math.ceil(max(sh, sw) / 32)))
