@@ -1,6 +1,7 @@
 """The dev score of one model with `detector evaluate`'s default options, no training: mAP@0.5 per set and
 the headline of bench/quality.py (mean of val-II and val-III class-aware and val-STEM class-agnostic;
-val-I gave the real templates and is optimistic). For checking a change to inference (e.g. `--tile auto`)
+val-I gave the real templates and is optimistic), and the size accuracy per set and class where the set
+has instance masks (threshold masks inside the boxes, as evaluate's default). For checking a change to inference (e.g. `--tile auto`)
 in minutes, where bench/quality.py retrains.
 
 Run:  python bench/dev_score.py [WEIGHTS] [--sets I,II,III,STEM] [--tile auto]
@@ -46,6 +47,14 @@ def main() -> None:
         print(f"| {r.set_name} | {m.overall.ap50:.3f} | {m.agnostic.ap50:.3f} | {m.agnostic.detected_pct:.1f} |")
     if all(k in got for k in HEADLINE):
         print(f"headline (II, III class-aware; STEM class-agnostic): {sum(got[k][v] for k, v in HEADLINE.items()) / 3:.3f}")
+    sized = [r for r in report.results if r.masks is not None]
+    if sized:
+        print("\n| set | class | size accuracy | matched pairs | KS | particles true / predicted | mask AP@0.5 |")
+        print("|---|---|---:|---:|---:|---:|---:|")
+        for r in sized:
+            for name, c in r.masks.sizes.items():
+                print(f"| {r.set_name} | {name} | {c.accuracy:.3f} | {c.matched_accuracy:.3f} | {c.ks:.3f} | "
+                      f"{c.n_true} / {c.n_pred} | {r.masks.map50.get(name, float('nan')):.3f} |")
     print(f"{took:.0f} s")
 
 

@@ -3,6 +3,8 @@ with a stand-in model that finds bright blobs (so seams are tested without train
 
 from __future__ import annotations
 
+import math
+
 from types import SimpleNamespace
 
 import cv2
@@ -107,8 +109,8 @@ def test_vote_plan_keeps_a_scale_near_the_target_whole():
 
 
 def test_vote_plan_tiles_small_particles_and_shrinks_large_ones():
-    small = tiling.plan_vote(20.0, 2048, 2048, 512)  # 5 px at the model input
-    assert small.tile == 512 and small.scale == pytest.approx(tiling.VOTE_TARGET_PX / 20)
+    small = tiling.plan_vote(30.0, 2048, 2048, 512)  # 7.5 px at the model input
+    assert small.tile == 512 and small.scale == pytest.approx(tiling.VOTE_TARGET_PX / 30)
     assert small.overlap >= 2 * tiling.VOTE_TARGET_PX  # the largest particles (~3x median) lie whole in a tile
     large = tiling.plan_vote(200.0, 512, 512, 512)
     assert large.tile is None and large.scale == pytest.approx(tiling.VOTE_TARGET_PX / 200)
@@ -215,6 +217,32 @@ def test_a_sure_whole_image_pass_is_the_answer(tmp_path):
     (det,) = predict_images(model, [path], imgsz=128, tile="auto", on_plan=lambda p, plan: plans.append(plan))
     assert not plans[0].rescaled and len(model.shapes) == 1  # confident particles in the band: no vote
     assert len(det) == len(boxes)
+
+
+def _squares(tmp_path, n: int, size: int, side: int = 512):
+    """`n` bright squares of `size` px on a grid of a dark `side`-px frame: a sparse micrograph."""
+    img = np.full((side, side, 3), 20, np.uint8)
+    cols = math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    gx, gy = (side - cols * size) // (cols + 1), (side - rows * size) // (rows + 1)
+    for k in range(n):
+        x, y = gx + (k % cols) * (size + gx), gy + (k // cols) * (size + gy)
+        img[y : y + size, x : x + size] = 220
+    cv2.imwrite(str(tmp_path / "sparse.png"), img)
+    return tmp_path / "sparse.png"
+
+
+@pytest.mark.parametrize("size, sure", [(96, True), (80, True), (40, False), (150, False)])
+def test_a_sparse_confident_frame_is_sure_only_near_the_vote_target(tmp_path, size, sure):
+    # 5 confident particles, fewer than SURE_PARTICLES: sure when their size at the 256-px input lies
+    # within one ladder step of the target (48 and 40 px), voted on when it does not (20 and 75 px)
+    path = _squares(tmp_path, 5, size)
+    assert tiling.MIN_ESTIMATE <= 5 < tiling.SURE_PARTICLES
+    model, plans = BlobModel(), []
+    (det,) = predict_images(model, [path], imgsz=256, tile="auto", on_plan=lambda p, plan: plans.append(plan))
+    assert (len(model.shapes) == 1) == sure, plans[0].reason
+    assert plans[0].reason.startswith("sure") == sure
+    assert len(det) == 5
 
 
 def test_an_unsure_pass_votes_and_keeps_a_scale_that_already_fits(tmp_path):

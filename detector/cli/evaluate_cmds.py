@@ -86,8 +86,8 @@ TileOpt = Annotated[
     str,
     typer.Option(
         help="auto: the model sees the whole image; only particles measuring 14-80 px at the input of the scale "
-        "that saw them count. Unless it finds at least 8 such with confidence >= 0.5 (then it is the answer), the image "
-        "is also seen at scales 1.41x apart (down to 1/4, up to 4x the original pixels; large frames through a sample "
+        "that saw them count. Unless it finds at least 8 such with confidence >= 0.5, or 4-7 whose median is 34-68 px "
+        "(then it is the answer), the image is also seen at scales 1.41x apart (down to 1/4, up to 2x the original pixels; large frames through a sample "
         "of 6 tiles per scale) and the scale with the most summed confidence of such particles per area wins; the "
         "image is resized so its median particle measures ~48 px and, when larger than the model input, cut into "
         "overlapping model-size tiles, merged so a particle on a tile edge counts once and whole. "
