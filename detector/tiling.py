@@ -117,23 +117,16 @@ def resolved(det: Detections, scale: float, min_conf: float = ESTIMATE_CONF) -> 
     return det[keep & (size * scale >= SIZE_BAND[0]) & (size * scale <= SIZE_BAND[1])]
 
 
-def confident_count(det: Detections, min_conf: float = ESTIMATE_CONF) -> int:
-    if len(det) == 0 or det.confidence is None:
-        return len(det)
-    return int((det.confidence >= min_conf).sum())
-
-
 def is_sure(first: Detections, fit: float) -> bool:
     """The whole-image pass (seen at scale `fit`) settles the scale without a vote (module doc, step 3)."""
     res = resolved(first, fit)
-    confident = res[res.confidence >= SURE_CONF] if len(res) and res.confidence is not None else res
-    n = len(confident)
+    size, n = median_size(res, SURE_CONF)  # of the confident ones
     if n < MIN_ESTIMATE or n < 0.5 * len(res):
         return False
     if n >= SURE_PARTICLES:
         return True
-    size_at_input = median_size(confident)[0] * fit  # a sparse frame: sure where the vote would barely move it
-    return VOTE_TARGET_PX / VOTE_STEP <= size_at_input <= VOTE_TARGET_PX * VOTE_STEP
+    # a sparse frame: sure where the vote could move it by at most a step
+    return VOTE_TARGET_PX / VOTE_STEP <= size * fit <= VOTE_TARGET_PX * VOTE_STEP
 
 
 def vote_scales(fit: float) -> tuple[list[float], list[float]]:

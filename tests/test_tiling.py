@@ -4,7 +4,6 @@ with a stand-in model that finds bright blobs (so seams are tested without train
 from __future__ import annotations
 
 import math
-
 from types import SimpleNamespace
 
 import cv2
