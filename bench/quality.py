@@ -29,6 +29,11 @@ Methods (``--methods``, comma-separated):
                    `wide-ft` appearance for 1/5, and mass-thickness (TEM / HAADF-STEM) contrast
                    patterns p11/p12 under strong and wide realism for 2/5 (`wide-ft` alone lost
                    val-III's cubes to the sphere class);
+  stem-ft          fine-tuned from the shipped model at a lower learning rate on the `full` recipe
+                   (3/5 of the images, so that it keeps what it was trained on) and the HAADF-STEM
+                   look (realism `stem`: a cloudy many-scale support, particles a little brighter
+                   than it, particle scale 0.25-1.5x) for 2/5, cubes and spheres alike (bundled
+                   p01-p08 and p12, and the real templates);
   previous         the shipped model as found in detector/weights/ on the first run (no training).
 
 Prints one table (set x method: mAP@0.5, class-agnostic mAP@0.5, mAP@[.5:.95], IoU, detected %,
@@ -62,17 +67,18 @@ AGGLOMERATES = ["--max-particles", "300", "--scale-jitter", "0.1", "--scale-rang
                 "--density-range", "0.05,1", "--cluster-prob", "0.5", "--touching", "--occlusion", "0.2",
                 "--drop-occluded", "0.6"]  # fmt: skip
 WIDE_SCALE = ["--scale-range", "0.3,4"]  # after AGGLOMERATES' own range: the later option wins
-ALL_METHODS = ("full", "no-realism", "procedural-only", "wide-ft", "mix-ft", "previous")
+ALL_METHODS = ("full", "no-realism", "procedural-only", "wide-ft", "mix-ft", "stem-ft", "previous")
 UNTRAINED = ("previous",)
 UNTILED = "previous --tile off"
 OWN_SIZE = "its own input size (416 px from scratch, the starting model's when fine-tuning: 512 here)"  # table row: the previous model without tiled inference
-FINETUNED = {"wide-ft": "shipped", "mix-ft": "shipped"}
-FINETUNE_LR = {"wide-ft": 0.001, "mix-ft": 0.0007}  # mix-ft: lower, to forget less of the starting model  # method -> starting weights (`detector train --weights`)
+FINETUNED = {"wide-ft": "shipped", "mix-ft": "shipped", "stem-ft": "shipped"}
+FINETUNE_LR = {"wide-ft": 0.001, "mix-ft": 0.0007, "stem-ft": 0.0005}  # lower: to forget less of the starting model
 REALISM = {
     "sem": ["--realism", "sem", *AGGLOMERATES],
     "strong": ["--realism", "strong", *AGGLOMERATES],
     "wide": ["--realism", "wide", *AGGLOMERATES, *WIDE_SCALE],
     "strong-wide": ["--realism", "strong", *AGGLOMERATES, *WIDE_SCALE],
+    "stem": ["--realism", "stem", *AGGLOMERATES, "--scale-range", "0.25,1.5"],
     "none": [],
 }
 
@@ -122,6 +128,17 @@ def synthetic_folders(method: str, n: int, work: Path, log: Path) -> list[tuple[
             ("real-wide", real_all, k, REALISM["wide"]),
             ("thickness-strong", thickness, 2 * k, REALISM["strong-wide"]),
             ("thickness-wide", thickness, n - 8 * k, REALISM["wide"]),
+        ]
+    if method == "stem-ft":
+        k = (3 * n // 5) // 4
+        balanced = bundled + [p for p in thickness if Path(p).parent.name == "p12"]  # p11 is 7/8 spheres
+        return [
+            ("bundled-sem", bundled, k, REALISM["sem"]),
+            ("bundled-strong", bundled, k, REALISM["strong"]),
+            ("real-sem", real_tpl, k, REALISM["sem"]),
+            ("real-strong", real_tpl, k, REALISM["strong"]),
+            ("bundled-stem", balanced, (n - 4 * k) // 2, REALISM["stem"]),
+            ("real-stem", real_tpl, n - 4 * k - (n - 4 * k) // 2, REALISM["stem"]),
         ]
     if method == "full":
         return [

@@ -16,7 +16,7 @@ A fourth stage, ``render_with_looks`` (section ``particles``), renders the parti
 light substrate, dark/bright rims inside and halos outside their footprints; it only repaints pixels
 (rims inside the footprints, halos outside all of them), so labels never change either.
 
-Presets ``none`` (identity), ``sem``, ``strong`` and ``wide`` live in ``synthgen/realism_presets/*.yaml``.
+Presets ``none`` (identity), ``sem``, ``strong``, ``wide`` and ``stem`` live in ``synthgen/realism_presets/*.yaml``.
 A user YAML file has the same three sections; ``base: <preset>`` (default ``none``) names the preset
 it overrides, key by key. Every knob, its type and allowed range are listed in ``KNOBS``.
 """
@@ -40,7 +40,7 @@ from synthgen.render import render
 
 Range = tuple[float, float]
 
-PRESETS = ("none", "sem", "strong", "wide")
+PRESETS = ("none", "sem", "strong", "wide", "stem")
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,9 @@ class BackgroundConfig:
     level: Range = (0.0, 0.0)  # mean substrate grey, 0..255
     texture: Range = (0.0, 0.0)  # std of smooth low-frequency variation (grey levels), 0..80
     texture_scale: Range = (16.0, 64.0)  # correlation length of that variation (px), 2..1024
+    # octaves of that variation, each half the length and amplitude of the one before (1..6; 1: one
+    # smooth scale; more: the cloudy, many-scale look of a catalyst support in HAADF-STEM)
+    texture_octaves: Range = (1.0, 1.0)
     grain: Range = (0.0, 0.0)  # std of fine, slightly correlated grain (grey levels), 0..40
     gradient: Range = (0.0, 0.0)  # peak-to-peak linear ramp at a random angle (grey levels), 0..150
 
@@ -165,6 +168,7 @@ KNOBS: dict[tuple[str, str], tuple[str, float, float]] = {
     ("background", "level"): ("range", 0, 255),
     ("background", "texture"): ("range", 0, 80),
     ("background", "texture_scale"): ("range", 2, 1024),
+    ("background", "texture_octaves"): ("irange", 1, 6),
     ("background", "grain"): ("range", 0, 40),
     ("background", "gradient"): ("range", 0, 150),
     ("degrade", "illumination"): ("range", 0.01, 0.2),
@@ -210,7 +214,7 @@ assert all((s, f.name) in KNOBS for s, c in SECTIONS.items() for f in fields(c))
 
 
 def load_realism(name_or_path: str | Path) -> RealismConfig:
-    """A preset by name (``none``, ``sem``, ``strong``, ``wide``) or a YAML file; InputError(file, line) if bad."""
+    """A preset by name (``none``, ``sem``, ``strong``, ``wide``, ``stem``) or a YAML file; InputError(file, line) if bad."""
     if str(name_or_path) in PRESETS:
         return _preset(str(name_or_path))
     path = Path(name_or_path)
@@ -327,8 +331,14 @@ def make_background(height: int, width: int, rng: np.random.Generator, cfg: Real
     out = np.full((height, width), level, np.float32)
     if texture > 0:
         scale = _uniform(rng, b.texture_scale)
-        small = rng.standard_normal((max(2, math.ceil(height / scale)) + 1, max(2, math.ceil(width / scale)) + 1))
-        smooth = cv2.resize(small.astype(np.float32), (width, height), interpolation=cv2.INTER_CUBIC)
+        lo, hi = (int(v) for v in b.texture_octaves)
+        octaves = lo if lo == hi else int(rng.integers(lo, hi + 1))  # no draw for a fixed count: same images
+        smooth = _smooth_field(height, width, scale, rng)
+        first_std = float(smooth[::4, ::4].std())
+        for k in range(1, octaves):
+            finer = _smooth_field(height, width, max(2.0, scale / 2**k), rng)
+            finer *= np.float32(0.5**k * first_std / max(float(finer[::4, ::4].std()), 1e-6))
+            smooth += finer
         smooth *= texture / max(float(smooth[::4, ::4].std()), 1e-6)  # in place: no full-size temporaries
         out += smooth
     if grain > 0:
@@ -345,6 +355,12 @@ def make_background(height: int, width: int, rng: np.random.Generator, cfg: Real
         ramp *= gradient / max(float(np.ptp(ramp)), 1e-6)
         out += ramp
     return _to_uint8(out)
+
+
+def _smooth_field(height: int, width: int, scale: float, rng: np.random.Generator) -> np.ndarray:
+    """(height, width) float32 Gaussian noise with correlation length ~`scale` px (bicubic upsampling)."""
+    small = rng.standard_normal((max(2, math.ceil(height / scale)) + 1, max(2, math.ceil(width / scale)) + 1))
+    return cv2.resize(small.astype(np.float32), (width, height), interpolation=cv2.INTER_CUBIC)
 
 
 # --------------------------------------------------------------------------- degradation

@@ -136,6 +136,39 @@ def test_background_is_textured_and_in_range():
         assert 5 <= bg.mean() <= 130 and bg.std() > 0.5
 
 
+def _fine_share(bg: np.ndarray, sigma: float) -> float:
+    """Share of the substrate's variance left after removing structure coarser than `sigma` px."""
+    x = bg.astype(np.float64)
+    return float((x - cv2.GaussianBlur(x, (0, 0), sigma)).var() / x.var())
+
+
+def _textured(octaves: tuple[float, float]) -> RealismConfig:
+    flat = dataclasses.replace(
+        load_realism("none").background, level=(120.0, 120.0), texture=(25.0, 25.0), texture_scale=(160.0, 160.0),
+        texture_octaves=octaves,
+    )  # fmt: skip
+    return dataclasses.replace(load_realism("none"), background=flat)
+
+
+def test_texture_octaves_add_finer_structure_at_the_same_contrast():
+    one = [make_background(256, 256, np.random.default_rng(s), _textured((1.0, 1.0))) for s in range(4)]
+    four = [make_background(256, 256, np.random.default_rng(s), _textured((4.0, 4.0))) for s in range(4)]
+    for a, b in zip(one, four):
+        assert abs(a.std() - 25) < 5 and abs(b.std() - 25) < 5  # the texture knob sets the contrast
+        assert _fine_share(b, 20) > 2 * _fine_share(a, 20)  # octaves at 80, 40, 20 px hold the rest
+
+
+def test_stem_preset_is_strong_on_a_cloudy_support_under_lifted_particles():
+    stem, strong = load_realism("stem"), load_realism("strong")
+    assert stem.name == "stem" and stem.background.texture_octaves == (3.0, 5.0)
+    assert stem.background.texture[1] > 3 * strong.background.texture[1]  # the support rivals the particles
+    assert stem.particles.lift_p == 1.0 and stem.degrade.invert_p < strong.degrade.invert_p
+    for name in ("none", "sem", "strong", "wide"):
+        assert load_realism(name).background.texture_octaves == (1.0, 1.0)
+    bg = make_background(300, 400, np.random.default_rng(3), stem)
+    assert bg.dtype == np.uint8 and bg.std() > 10
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**32 - 1), preset=st.sampled_from(["sem", "strong"]))
 def test_distractors_never_touch_occupied(seed, preset):
@@ -211,6 +244,8 @@ def test_yaml_file_overrides_base(tmp_path):
         ("degrade:\n  blur_p: 1.5\n", 2, ["blur_p"]),
         ("background:\n  level: [90, 10]\n", 2, ["level"]),
         ("degrade:\n  defocus_radius: [1.5, 2]\n", 2, ["integers"]),
+        ("background:\n  texture: 9\n  texture_octaves: 7\n", 3, ["texture_octaves"]),
+        ("background:\n  texture_octaves: [2, 3.5]\n", 2, ["integers"]),
         ("base: extreme\n", 1, ["base"]),
         ("degrade: [1, 2\n", None, ["invalid YAML"]),
     ],

@@ -83,7 +83,8 @@ def generate_cmd(
         str,
         typer.Option(
             help="Photometric realism: none (flat dark canvas, the paper's look), sem (substrate texture, "
-            "noise, blur, charging, scan lines, JPEG; distractors), strong (wider ranges), or a YAML file "
+            "noise, blur, charging, scan lines, JPEG; distractors), strong (wider ranges), wide (light substrates, rims, "
+            "halos, text negatives), stem (HAADF-STEM: particles on a cloudy support of many scales), or a YAML file "
             "(see synthgen/realism_presets/sem.yaml)."
         ),
     ] = "none",
