@@ -526,6 +526,7 @@ def _predict_sets(
     model = load_model(weights)
     dev = select_device(device)
     return {
-        name: list(predict_images(model, [s.image_path for s in samples], conf=EVAL_CONF, imgsz=imgsz, device=dev, tile=tile))
+        name: list(predict_images(model, [s.image_path for s in samples], conf=EVAL_CONF, imgsz=imgsz, device=dev, tile=tile,
+                                  every_box=True))
         for name, samples in sets.items()
     }

@@ -26,6 +26,7 @@ import numpy as np
 
 from detector.measure import Measurement, measure
 from detector.metrics import match_image
+from detector.tiling import one_per_particle
 from synthgen.annotations import Detections, Sample
 from synthgen.classes import CLASS_NAMES
 from synthgen.instance_masks import ParticleMask, rasterize, sample_masks
@@ -207,8 +208,8 @@ def evaluate_masks(
     include_border: bool = False,
     class_names: Sequence[str] = CLASS_NAMES,
 ) -> MaskEval:
-    """Mask mAP (every detection) and size comparison (detections >= conf) of one set; the detections
-    carry their outlines already (``Detections.polygons``)."""
+    """Mask mAP (every detection) and size comparison (the particles >= conf, as `one_per_particle`
+    counts them) of one set; the detections carry their outlines already (``Detections.polygons``)."""
     gt_in, dt_in, sizes = [], [], []
     true = {k: [] for k in range(len(class_names))}
     pred = {k: [] for k in range(len(class_names))}
@@ -221,7 +222,7 @@ def evaluate_masks(
         n_gt_masks += sum(m is not None and m.area > 0 for m in gm)
         dm = _pred_masks(det, w, h)
         scores = det.confidence if det.confidence is not None else np.ones(len(det))
-        kept = scores >= conf
+        kept = one_per_particle(det, conf)  # the particles counted, as detector predict's table
         gt_ms = [None if m is None or m.area == 0 else measure(m, w, h) for m in gm]
         dt_ms = [None if m is None or m.area == 0 or not k else measure(m, w, h) for m, k in zip(dm, kept)]  # sizes: kept ones only
         gt_in.append(([m if gm_ms is not None else box_mask(b, w, h) for m, gm_ms, b in zip(gm, gt_ms, s.gt.xyxy)], s.gt.class_id))

@@ -209,8 +209,9 @@ def evaluate_set(
 ) -> SetMetrics:
     """Score (labels, detections) pairs of a set of images; see ClassMetrics for what is counted.
 
-    Counts at `conf` come from matching only the detections at or above `conf` (so a confident
-    duplicate is not hidden behind a discarded one); AP comes from matching every detection.
+    Counts at `conf` come from matching only the particles at or above `conf`
+    (`detector.tiling.one_per_particle`: a box overlapping a more confident one by IoU > 0.5 is the
+    same particle, as in `detector predict`'s table); AP comes from matching every detection.
     """
     k = len(class_names)
     at_conf = [(g, _above(p, conf)) for g, p in pairs]
@@ -270,6 +271,9 @@ def confusion_matrix(
 
 
 def _above(pred: Detections, conf: float) -> Detections:
+    """The particles of `pred` at or above `conf` (detector.tiling.one_per_particle)."""
+    from detector.tiling import one_per_particle
+
     if pred.confidence is None or len(pred) == 0:
         return pred
-    return pred[pred.confidence >= conf]
+    return pred[one_per_particle(pred, conf)]

@@ -249,6 +249,7 @@ def predict_images(
     skip_unreadable: bool = False,
     remove_info_bar: bool = False,
     on_image: Callable[[Path, Micrograph, int], None] | None = None,
+    every_box: bool = False,
 ) -> Iterator[Detections | None]:
     """Detections (absolute px, project class ids, confidences) for each image, in order.
 
@@ -258,6 +259,9 @@ def predict_images(
     yields None in its place. Images go in small batches so memory stays flat on large folders.
     `remove_info_bar`: detect above a vendor information bar only. `on_image` is told each image as
     read (synthgen.readers.Micrograph: pixel size, raw data) and how many of its rows the model saw.
+    The detections are the particles (`tiling.one_per_particle`: a box overlapping a more confident one
+    by IoU > 0.5 is the same particle, whatever its class); `every_box` keeps every box the model
+    gives, for ranking (evaluate's mAP).
     """
     imgsz = imgsz or trained_imgsz(model)
     tile = tiling.parse_tile(tile)
@@ -274,7 +278,11 @@ def predict_images(
             results = [_auto_or_whole(runner, p, img, first, tile, conf, imgsz, on_plan) for (p, img), first in zip(readable, firsts)]
         done = iter(results)
         for a in arrays:  # in input order, None where an image could not be read
-            yield None if a is None else next(done)
+            if a is None:
+                yield None
+                continue
+            det = next(done)
+            yield det if every_box else det[tiling.one_per_particle(det, conf)]
 
 
 def _fixed_tiles(path: Path, tile: int, imgsz: int, on_plan) -> TilePlan:

@@ -35,6 +35,12 @@ is dropped: it may be a part of a particle cut by the tile, and the overlap is c
 whole particle lies inside a neighbouring tile. The whole detections of overlapping tiles are then
 merged by class-agnostic non-maximum suppression, so a particle gives one detection, never two or
 a half.
+
+Particles: what is counted and measured (``detector predict``'s table, ``evaluate``'s counts and sizes)
+is ``one_per_particle``: the detections at or above the confidence cut, where one overlapping a more
+confident one by IoU > ``MERGE_IOU`` is the same particle, whatever its class. The model's own NMS is
+per class, so a particle it half believes to be a cube and half a sphere otherwise comes out twice;
+mAP still ranks every detection.
 """
 
 from __future__ import annotations
@@ -267,6 +273,26 @@ def merge_tiles(
     keep = np.sort(keep)
     outlines = tuple(polys[i] for i in keep) if any(p is not None for p in polys) else None
     return Detections(xyxy[keep], cls[keep], conf[keep], outlines)
+
+
+def one_per_particle(det: Detections, conf: float, iou: float = MERGE_IOU) -> np.ndarray:
+    """Which detections are counted as particles (a boolean mask): conf >= `conf`, less those
+    overlapping a more confident counted one by IoU > `iou`, any class. Boxes without confidences
+    (labels) all count: nothing says which of two is the particle."""
+    if det.confidence is None:
+        return np.ones(len(det), bool)
+    keep = det.confidence >= conf
+    if keep.sum() < 2:
+        return keep
+    import torch
+    from torchvision.ops import nms
+
+    idx = np.flatnonzero(keep)
+    score = torch.as_tensor(det.confidence[idx], dtype=torch.float64)
+    kept = nms(torch.as_tensor(det.xyxy[idx], dtype=torch.float64), score, iou).numpy()
+    out = np.zeros(len(det), bool)
+    out[idx[kept]] = True
+    return out
 
 
 def scale_detections(det: Detections, factor: float) -> Detections:

@@ -94,15 +94,18 @@ def test_perfect_predictions_score_one():
     assert m.overall.tp == 6 and m.overall.labelled == 6 and m.overall.confused == 0
 
 
-def test_duplicate_is_one_tp_one_fp():
+def test_a_duplicate_is_one_particle_in_the_counts_and_a_false_positive_in_matching():
     gt = det([[0, 0, 10, 10]], [0])
     pred = det([[0, 0, 10, 10], [0, 0, 10, 9]], [0, 0], [0.5, 0.9])
     match = match_image(gt, pred)
     assert match.pred_gt.tolist() == [-1, 0]  # the more confident one takes the label
     m = evaluate_set([(gt, pred)], NAMES, conf=0.1).per_class["cube"]
-    assert (m.tp, m.fp, m.fn) == (1, 1, 0)
+    assert (m.tp, m.fp, m.fn) == (1, 0, 0)  # counted as detector predict's table: one particle
     assert m.iou == pytest.approx(0.9)
-    assert m.precision == 0.5 and m.recall == 1.0
+    assert m.precision == 1.0 and m.recall == 1.0
+    far = det([[0, 0, 10, 10], [30, 30, 40, 40]], [0, 0], [0.5, 0.9])  # two particles, one of them false
+    m = evaluate_set([(gt, far)], NAMES, conf=0.1).per_class["cube"]
+    assert (m.tp, m.fp, m.fn) == (1, 1, 0)
 
 
 def test_empty_predictions_and_empty_images():

@@ -97,6 +97,43 @@ def test_inner_edge_cut_ignores_the_image_border():
     assert cut.tolist() == [False, True, False]
 
 
+@st.composite
+def _scored_boxes(draw):
+    n = draw(st.integers(0, 25))
+    xy = draw(st.lists(st.tuples(st.floats(0, 200), st.floats(0, 200), st.floats(1, 60), st.floats(1, 60)), min_size=n, max_size=n))
+    conf = draw(st.lists(st.floats(0, 1), min_size=n, max_size=n))
+    cls = draw(st.lists(st.integers(0, 1), min_size=n, max_size=n))
+    xyxy = np.array([[x, y, x + bw, y + bh] for x, y, bw, bh in xy], np.float64).reshape(-1, 4)
+    return Detections(xyxy, np.array(cls, np.int64), np.array(conf, np.float32))
+
+
+@settings(max_examples=150, deadline=None)
+@given(det=_scored_boxes(), conf=st.floats(0, 1))
+@example(  # a particle the model calls both a cube and a sphere: one particle, the more confident call
+    det=Detections(np.array([[10, 10, 40, 40], [11, 10, 41, 40]], np.float64), np.array([0, 1]), np.array([0.6, 0.4], np.float32)),
+    conf=0.25,
+)
+def test_one_per_particle_keeps_the_most_confident_of_each_overlap(det, conf):
+    from synthgen.annotations import box_iou
+
+    keep = tiling.one_per_particle(det, conf)
+    above = det.confidence >= conf
+    assert not (keep & ~above).any()  # nothing below the cut
+    iou = box_iou(det.xyxy, det.xyxy)
+    kept = np.flatnonzero(keep)
+    if len(kept) > 1:  # no two counted particles are one
+        sub = iou[np.ix_(kept, kept)]
+        np.fill_diagonal(sub, 0)
+        assert sub.max() <= tiling.MERGE_IOU + 1e-6
+    for i in np.flatnonzero(above & ~keep):  # each one dropped is a more (or as) confident one's double
+        assert any(iou[i, j] > tiling.MERGE_IOU - 1e-6 and det.confidence[j] >= det.confidence[i] for j in kept)
+
+
+def test_one_per_particle_takes_labels_as_they_are():
+    labels = Detections(np.array([[0, 0, 10, 10], [0, 0, 10, 10]], np.float64), np.array([0, 1]))
+    assert tiling.one_per_particle(labels, 0.5).tolist() == [True, True]
+
+
 # ------------------------------------------------------------------ the auto plan
 
 
@@ -209,6 +246,28 @@ def test_explicit_tile_size_and_off(tmp_path):
     assert len(det) == len(boxes) and _matches(det, boxes, tol=2.0) == len(boxes)
 
 
+class TwoClassModel(BlobModel):
+    """Every blob twice, once per class at nearly the same box: the model's per-class NMS keeps both."""
+
+    def predict(self, arrays, **kw):
+        out = []
+        for r in super().predict(arrays, **kw):
+            b = r.boxes
+            xyxy = torch.cat([b.xyxy, b.xyxy + 0.5])
+            conf = torch.cat([b.conf, b.conf * 0.5])
+            cls = torch.cat([b.cls, 1 - b.cls])
+            out.append(SimpleNamespace(boxes=_Boxes(xyxy=xyxy, conf=conf, cls=cls)))
+        return out
+
+
+def test_predict_gives_one_detection_per_particle_and_every_box_on_request(tmp_path):
+    path, boxes = _micrograph(tmp_path, 300, 300, size=30)
+    (det,) = predict_images(TwoClassModel(), [path], imgsz=128, tile="off")
+    assert len(det) == len(boxes) and (det.class_id == 0).all()  # squares: the confident call is cube
+    (every,) = predict_images(TwoClassModel(), [path], imgsz=128, tile="off", every_box=True)
+    assert len(every) == 2 * len(boxes)
+
+
 def test_a_sure_whole_image_pass_is_the_answer(tmp_path):
     path, boxes = _micrograph(tmp_path, 300, 300, size=40)  # 17 px at 128: in the band
     assert len(boxes) >= tiling.SURE_PARTICLES
@@ -275,13 +334,14 @@ def test_corrupt_image_is_one_clear_error(tmp_path):
 
 
 class OneBigBoxModel(BlobModel):
-    """Sees four confident ~200-px particles in the full 256-px frame, and nothing at any other scale."""
+    """Sees four confident 170-px particles (overlapping, IoU < 0.5) in the full 256-px frame, and
+    nothing at any other scale."""
 
     def predict(self, arrays, conf, iou, imgsz, device, max_det, verbose):
         out = []
         for a in arrays:
             self.shapes.append(a.shape[:2])
-            big = [[20.0 + k, 20.0, 220.0 + k, 220.0, 0.9, 0.0] for k in range(4)]
+            big = [[10.0 + dx, 10.0 + dy, 180.0 + dx, 180.0 + dy, 0.9, 0.0] for dy in (0, 70) for dx in (0, 70)]
             rows = big if a.shape[:2] == (256, 256) else []
             r = torch.tensor(rows, dtype=torch.float32).reshape(-1, 6)
             out.append(SimpleNamespace(boxes=_Boxes(xyxy=r[:, :4], conf=r[:, 4], cls=r[:, 5])))
@@ -292,9 +352,9 @@ def test_large_boxes_no_other_scale_confirms_keep_the_whole_image(tmp_path):
     cv2.imwrite(str(tmp_path / "m.png"), np.full((256, 256, 3), 20, np.uint8))
     model, plans = OneBigBoxModel(), []
     (det,) = predict_images(model, [tmp_path / "m.png"], imgsz=128, tile="auto", on_plan=lambda p, plan: plans.append(plan))
-    assert len(model.shapes) > 2  # the ladder was seen (100 px at the input is above the band: not resolved)
+    assert len(model.shapes) > 2  # the ladder was seen (85 px at the input is above the band: not resolved)
     assert not plans[0].rescaled and "too few particles" in plans[0].reason
-    assert len(det) == 4 and det.xyxy[0].tolist() == [20.0, 20.0, 220.0, 220.0]
+    assert len(det) == 4 and det.xyxy[0].tolist() == [10.0, 10.0, 180.0, 180.0]
 
 
 # ------------------------------------------------------------------ the vote's pieces
