@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from detector.tiling import one_per_particle
 from synthgen.annotations import Detections, box_iou  # noqa: F401  (box_iou: part of this module's API)
 
 RULES = ("iou", "center")
@@ -272,8 +273,6 @@ def confusion_matrix(
 
 def _above(pred: Detections, conf: float) -> Detections:
     """The particles of `pred` at or above `conf` (detector.tiling.one_per_particle)."""
-    from detector.tiling import one_per_particle
-
     if pred.confidence is None or len(pred) == 0:
         return pred
     return pred[one_per_particle(pred, conf)]

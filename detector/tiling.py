@@ -239,6 +239,14 @@ def inner_edge_cut(xyxy: np.ndarray, window: tuple[int, int, int, int], height: 
     return cut
 
 
+def _agnostic_nms(xyxy: np.ndarray, conf: np.ndarray, iou: float) -> np.ndarray:
+    """Indices of the boxes kept by non-maximum suppression over all classes at once (torchvision)."""
+    import torch
+    from torchvision.ops import nms
+
+    return nms(torch.as_tensor(xyxy, dtype=torch.float64), torch.as_tensor(conf, dtype=torch.float64), iou).numpy()
+
+
 def merge_tiles(
     per_tile: list[Detections],
     windows: list[tuple[int, int, int, int]],
@@ -252,9 +260,6 @@ def merge_tiles(
     Coordinates are those of the (possibly resized) image the tiles were cut from; `per_tile[i]` is in
     the coordinates of tile `windows[i]`.
     """
-    import torch
-    from torchvision.ops import nms
-
     boxes, classes, confs, polys = [], [], [], []
     for det, win in zip(per_tile, windows):
         if len(det) == 0:
@@ -269,8 +274,7 @@ def merge_tiles(
     if not boxes or sum(len(b) for b in boxes) == 0:
         return Detections.empty(with_confidence=True)
     xyxy, cls, conf = np.concatenate(boxes), np.concatenate(classes), np.concatenate(confs)
-    keep = nms(torch.as_tensor(xyxy), torch.as_tensor(conf, dtype=torch.float64), iou).numpy()
-    keep = np.sort(keep)
+    keep = np.sort(_agnostic_nms(xyxy, conf, iou))
     outlines = tuple(polys[i] for i in keep) if any(p is not None for p in polys) else None
     return Detections(xyxy[keep], cls[keep], conf[keep], outlines)
 
@@ -284,12 +288,8 @@ def one_per_particle(det: Detections, conf: float, iou: float = MERGE_IOU) -> np
     keep = det.confidence >= conf
     if keep.sum() < 2:
         return keep
-    import torch
-    from torchvision.ops import nms
-
     idx = np.flatnonzero(keep)
-    score = torch.as_tensor(det.confidence[idx], dtype=torch.float64)
-    kept = nms(torch.as_tensor(det.xyxy[idx], dtype=torch.float64), score, iou).numpy()
+    kept = _agnostic_nms(det.xyxy[idx], det.confidence[idx], iou)
     out = np.zeros(len(det), bool)
     out[idx[kept]] = True
     return out
